@@ -1,0 +1,14 @@
+// The single pybind11 module krylearn._kernels. Each binding file registers
+// its own functions; this file only assembles them.
+#include <pybind11/pybind11.h>
+
+namespace py = pybind11;
+
+void bind_core(py::module_& m);    // bind_core.cpp: CSR, BLAS-1, relaxation, factorizations, preconditioners
+void bind_krylov(py::module_& m);  // bind_krylov.cpp: CG, GMRES/FGMRES, BiCGStab, MINRES loops
+
+PYBIND11_MODULE(_kernels, m) {
+    m.doc() = "krylearn native kernels: CSR SpMV, BLAS-1, SOR/SSOR, IC(0)/ILU(0), Krylov loops.";
+    bind_core(m);
+    bind_krylov(m);
+}
