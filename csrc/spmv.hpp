@@ -1,0 +1,121 @@
+// CSR sparse matrix-vector kernels, templated on index type I (int32/int64)
+// and value type T (float/double). Rows are distributed with OpenMP
+// schedule(static); each row is reduced sequentially in double, so y does not
+// depend on the thread count. Fused reductions (x.y, ||b - Ax||) use the
+// chunked scheme of common.hpp over rows and are deterministic too.
+//
+// Preconditions (checked once by the bindings, never here): indptr is
+// non-decreasing with indptr[0] = 0, 0 <= indices < n_cols, len(x) = n_cols,
+// len(y) = n_rows, and x does not overlap y.
+#pragma once
+#include <cmath>
+#include <cstddef>
+
+#include "blas1.hpp"
+#include "common.hpp"
+
+namespace krylearn {
+
+template <class I, class T>
+struct CsrView {
+    std::size_t n_rows, n_cols;
+    const I* indptr;
+    const I* indices;
+    const T* data;
+
+    std::size_t nnz() const { return n_rows ? static_cast<std::size_t>(indptr[n_rows]) : 0; }
+    // Loops over rows go parallel when the matrix carries enough work.
+    bool parallel() const { return nnz() + n_rows >= kParallelMin; }
+};
+
+namespace detail {
+
+// (A x)_i in double.
+template <class I, class T>
+inline double row_dot(const CsrView<I, T>& A, std::size_t i, const T* x) {
+    double s = 0.0;
+    const I end = A.indptr[i + 1];
+    for (I k = A.indptr[i]; k < end; ++k) s += double(A.data[k]) * double(x[A.indices[k]]);
+    return s;
+}
+
+}  // namespace detail
+
+// y = A x
+template <class I, class T>
+void csr_matvec(const CsrView<I, T>& A, const T* x, T* y) {
+    const auto n = static_cast<std::ptrdiff_t>(A.n_rows);
+#pragma omp parallel for schedule(static) if (A.parallel())
+    for (std::ptrdiff_t i = 0; i < n; ++i) y[i] = T(detail::row_dot(A, i, x));
+}
+
+// y = alpha A x + beta y; with beta == 0 the old y is not read (BLAS rule).
+template <class I, class T>
+void csr_matvec_axpby(T alpha, const CsrView<I, T>& A, const T* x, T beta, T* y) {
+    const auto n = static_cast<std::ptrdiff_t>(A.n_rows);
+    const double a = alpha, b = beta;
+    if (beta == T(0)) {
+#pragma omp parallel for schedule(static) if (A.parallel())
+        for (std::ptrdiff_t i = 0; i < n; ++i) y[i] = T(a * detail::row_dot(A, i, x));
+    } else {
+#pragma omp parallel for schedule(static) if (A.parallel())
+        for (std::ptrdiff_t i = 0; i < n; ++i) y[i] = T(a * detail::row_dot(A, i, x) + b * double(y[i]));
+    }
+}
+
+// y = A x and returns x . y (A square), in one pass over A.
+template <class I, class T>
+double csr_matvec_dot(const CsrView<I, T>& A, const T* x, T* y) {
+    const std::size_t parallel_min = A.parallel() ? 0 : A.n_rows + 1;
+    return chunked_sum(
+        A.n_rows,
+        [&A, x, y](std::size_t b, std::size_t e) {
+            double s = 0.0;
+            for (std::size_t i = b; i < e; ++i) {
+                y[i] = T(detail::row_dot(A, i, x));
+                s += double(x[i]) * double(y[i]);
+            }
+            return s;
+        },
+        parallel_min);
+}
+
+// r = b - A x
+template <class I, class T>
+void csr_residual(const CsrView<I, T>& A, const T* x, const T* b, T* r) {
+    const auto n = static_cast<std::ptrdiff_t>(A.n_rows);
+#pragma omp parallel for schedule(static) if (A.parallel())
+    for (std::ptrdiff_t i = 0; i < n; ++i) r[i] = T(double(b[i]) - detail::row_dot(A, i, x));
+}
+
+// ||b - A x||_2 without storing the residual (a scaled second pass runs only
+// when the sum of squares leaves double's safe range).
+template <class I, class T>
+double csr_residual_nrm2(const CsrView<I, T>& A, const T* x, const T* b) {
+    const std::size_t parallel_min = A.parallel() ? 0 : A.n_rows + 1;
+    const double s = chunked_sum(
+        A.n_rows,
+        [&A, x, b](std::size_t lo, std::size_t hi) {
+            double acc = 0.0;
+            for (std::size_t i = lo; i < hi; ++i) {
+                const double ri = double(T(double(b[i]) - detail::row_dot(A, i, x)));
+                acc += ri * ri;
+            }
+            return acc;
+        },
+        parallel_min);
+    if (std::isnan(s) || !detail::sumsq_out_of_range(s)) return std::sqrt(s);
+    double scale = 0.0;
+    for (std::size_t i = 0; i < A.n_rows; ++i)
+        scale = std::max(scale, std::fabs(double(T(double(b[i]) - detail::row_dot(A, i, x)))));
+    if (scale == 0.0 || !std::isfinite(scale)) return scale;
+    const double inv = 1.0 / scale;
+    double t = 0.0;
+    for (std::size_t i = 0; i < A.n_rows; ++i) {
+        const double ri = double(T(double(b[i]) - detail::row_dot(A, i, x))) * inv;
+        t += ri * ri;
+    }
+    return scale * std::sqrt(t);
+}
+
+}  // namespace krylearn
