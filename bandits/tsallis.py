@@ -1,0 +1,69 @@
+"""Tsallis-INF: online mirror descent with the 1/2-Tsallis entropy
+(Zimmert & Seldin, JMLR 2021), the bandit of "Learning to Relax".
+
+With cumulative loss estimates L_i and learning rate eta_t = 2 / sqrt(t), the
+played distribution is
+
+    w_i = 4 / (eta_t (L_i - x))^2,   x < min_i L_i chosen so that sum_i w_i = 1,
+
+found by Newton's method on x (monotone from x = min L - 2 / eta_t). The
+loss of the played arm enters as the importance-weighted estimate
+(loss - B) / w_arm, with the baseline B the running mean of all losses (the
+reduced-variance estimator of the paper; B shifts every arm's estimate by the
+same amount in expectation, so only the variance changes). Losses are measured
+in units of their running mean, so iteration counts and seconds work alike.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .base import Learner, state_array
+
+
+def tsallis_weights(cumulative: np.ndarray, eta: float, tol: float = 1e-12, max_steps: int = 100) -> np.ndarray:
+    """The 1/2-Tsallis-INF distribution for cumulative losses ``cumulative`` and rate ``eta``."""
+    losses = np.asarray(cumulative, dtype=np.float64)
+    x = losses.min() - 2.0 / eta
+    for _ in range(max_steps):
+        w = 4.0 / (eta * (losses - x)) ** 2
+        excess = w.sum() - 1.0
+        if abs(excess) <= tol:
+            break
+        x -= excess / (eta * np.sum(w**1.5))  # f is increasing and convex: monotone from the right
+    w = 4.0 / (eta * (losses - x)) ** 2
+    return w / w.sum()
+
+
+class TsallisINF(Learner):
+    """1/2-Tsallis-INF over ``n_arms`` arms, eta_t = rate / sqrt(t) (rate 2 as in the paper)."""
+
+    def __init__(self, n_arms: int, *, rate: float = 2.0, seed: int | None = None) -> None:
+        super().__init__(n_arms, seed=seed)
+        if not (math.isfinite(rate) and rate > 0):
+            raise ValueError(f"rate must be positive, got {rate!r}")
+        self.rate = float(rate)
+        self.cumulative = np.zeros(self.n_arms)  # importance-weighted loss estimates, in units of the scale
+
+    def eta(self) -> float:
+        return self.rate / math.sqrt(self.t + 1)
+
+    def probabilities(self, context: float | None = None) -> np.ndarray:
+        return tsallis_weights(self.cumulative, self.eta())
+
+    def _learn(self, arm: int, loss: float, context: float | None) -> None:
+        w = self.probabilities()[arm]
+        scale = (self.loss_sum + loss) / (self.t + 1) or 1.0  # running mean including this loss
+        self.cumulative[arm] += (loss / scale - 1.0) / w
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "rate": self.rate, "cumulative": self.cumulative.tolist()}
+
+    def _load(self, state: dict[str, Any]) -> None:
+        rate = float(state["rate"])
+        if not (math.isfinite(rate) and rate > 0):
+            raise ValueError("rate must be positive")
+        self.cumulative = state_array(state, "cumulative", (self.n_arms,))
+        self.rate = rate
