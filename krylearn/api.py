@@ -1,0 +1,369 @@
+"""``krylearn.solve``: solve A x = b robustly and say how.
+
+With ``method="auto"`` the matrix is classified (symmetric with positive
+diagonal, symmetric, general) and a chain of configurations is tried until
+the TRUE residual ||b - A x|| <= max(atol, rtol ||b||) holds:
+
+- symmetric, positive diagonal: CG + IC(0), CG + AMG, GMRES(50) + ILU(0);
+- symmetric otherwise: MINRES, GMRES(50) + ILU(0), BiCGStab + ILU(0);
+- general: GMRES(30) + ILU(0), BiCGStab + ILU(0), GMRES(60) + AMG;
+- then, for n <= ``direct_max_n`` (default 100,000), SuperLU with iterative
+  refinement.
+
+Named preconditioners are built on an equilibrated copy of A
+(D^{-1/2} A D^{-1/2} for symmetric A; row permutation to a zero-free
+diagonal plus row/column max-scaling otherwise), and every iterative attempt
+is wrapped in a few rounds of residual correction against the original
+system, so a solver that stops on its own (scaled, preconditioned) criterion
+is never taken at its word. Each attempt starts from the best iterate so far
+and is listed in ``result.details["attempts"]``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import maximum_bipartite_matching
+from scipy.sparse.linalg import LinearOperator, MatrixRankWarning, splu
+
+from ._validation import as_kernel_matrix, check_maxiter, check_tolerances
+from .preconditioners.base import make_preconditioner
+from .result import SolveResult
+from .solvers.krylov import LinearSystem, initial_guess, linear_system, run_bicgstab, run_cg, run_gmres, run_minres
+
+KRYLOV = {
+    "cg": run_cg,
+    "gmres": run_gmres,
+    "fgmres": lambda *a, **k: run_gmres(*a, flexible=True, **k),
+    "bicgstab": run_bicgstab,
+    "minres": run_minres,
+}
+METHODS = ("auto", *KRYLOV, "sor", "ssor", "direct", "dcdm")
+DIRECT_MAX_N = 100_000
+REFINEMENT_ROUNDS = 4
+
+
+@dataclass
+class Candidate:
+    """One configuration of the fallback chain."""
+
+    method: str
+    M: Any
+    options: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        pc = self.M if isinstance(self.M, str) else getattr(self.M, "name", type(self.M).__name__)
+        restart = self.options.get("restart")
+        return f"{self.method}({restart})+{pc}" if restart else f"{self.method}+{pc}"
+
+
+@dataclass
+class Equilibration:
+    """A_s = diag(left) A[perm] diag(right): solve A_s y = left * b[perm], then x = right * y."""
+
+    A: sp.csr_array
+    left: np.ndarray
+    right: np.ndarray
+    perm: np.ndarray | None
+
+    def rhs(self, r: np.ndarray) -> np.ndarray:
+        return self.left * (r if self.perm is None else r[self.perm])
+
+
+def classify(csr: sp.csr_array) -> str:
+    """"spd" (symmetric, positive diagonal: CG is worth trying), "symmetric" or "general"."""
+    scale = float(np.abs(csr.data).max(initial=0.0))
+    asym = abs(csr - csr.T)
+    symmetric = asym.nnz == 0 or float(asym.max()) <= 1e-12 * scale
+    if not symmetric:
+        return "general"
+    return "spd" if np.all(csr.diagonal() > 0) else "symmetric"
+
+
+def _safe_reciprocal(v: np.ndarray) -> np.ndarray:
+    out = np.ones_like(v)
+    np.divide(1.0, v, out=out, where=v > 0)
+    return out
+
+
+def equilibrate(csr: sp.csr_array, kind: str) -> Equilibration:
+    """Symmetric |diag|^{-1/2} scaling for symmetric A; for general A a row permutation
+    to a structurally zero-free diagonal (when A has zero diagonal entries) and
+    row then column max-norm scaling."""
+    A64 = sp.csr_array(csr, dtype=np.float64)
+    if kind != "general":
+        s = np.sqrt(_safe_reciprocal(np.abs(A64.diagonal())))
+        A_s = sp.csr_array(sp.diags_array(s) @ A64 @ sp.diags_array(s))
+        left = right = s
+        perm = None
+    else:
+        perm = None
+        if np.any(A64.diagonal() == 0):
+            pattern = A64.copy()
+            pattern.eliminate_zeros()
+            match = maximum_bipartite_matching(pattern, perm_type="row")
+            if np.all(match >= 0):
+                perm = np.asarray(match)
+                A64 = sp.csr_array(A64[perm, :])
+        left = _safe_reciprocal(abs(A64).max(axis=1).toarray().ravel())
+        A64 = sp.csr_array(sp.diags_array(left) @ A64)
+        right = _safe_reciprocal(abs(A64).max(axis=0).toarray().ravel())
+        A_s = sp.csr_array(A64 @ sp.diags_array(right))
+    A_s.sum_duplicates()
+    A_s = sp.csr_array((A_s.data.astype(csr.dtype), A_s.indices.astype(csr.indices.dtype),
+                        A_s.indptr.astype(csr.indptr.dtype)), shape=csr.shape)
+    return Equilibration(A_s, left.astype(csr.dtype), right.astype(csr.dtype), perm)
+
+
+def _chain(kind: str, method: str, M, have_amg: bool) -> list[Candidate]:
+    """The configurations to try, in order (before the direct fallback)."""
+    auto_pc = isinstance(M, str) and M == "auto"
+    chains = {
+        "spd": [Candidate("cg", "ic0"), Candidate("cg", "amg"), Candidate("gmres", "ilu0", {"restart": 50})],
+        "symmetric": [Candidate("minres", "none"), Candidate("gmres", "ilu0", {"restart": 50}),
+                      Candidate("bicgstab", "ilu0")],
+        "general": [Candidate("gmres", "ilu0", {"restart": 30}), Candidate("bicgstab", "ilu0"),
+                    Candidate("gmres", "amg", {"restart": 60})],
+    }
+    chain = [c for c in chains[kind] if have_amg or c.M != "amg"]
+    if not auto_pc:  # the user's preconditioner with every method of the chain
+        chain = [Candidate(c.method, M, c.options) for c in chain if c.method != "minres" or kind != "general"]
+        chain = [c for i, c in enumerate(chain) if c.label not in {d.label for d in chain[:i]}]
+    if method != "auto":
+        default_pc = {"cg": "ic0" if kind == "spd" else "jacobi", "minres": "none"}.get(method, "ilu0")
+        first = Candidate(method, default_pc if auto_pc else M)
+        chain = [first] + [c for c in chain if c.label != first.label]
+    return chain
+
+
+def _have_amg() -> bool:
+    try:
+        import pyamg  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class _Progress:
+    """The best iterate so far (by true residual) and the attempt log."""
+
+    def __init__(self, system: LinearSystem, x: np.ndarray, tol: float) -> None:
+        self.system, self.tol = system, tol
+        self.x, self.rnorm = x, system.residual_norm(x)
+        self.attempts: list[dict] = []
+
+    @property
+    def converged(self) -> bool:
+        return self.rnorm <= self.tol
+
+    def offer(self, x: np.ndarray) -> float:
+        """Keep ``x`` if it is finite and better; return its true residual norm."""
+        if not np.all(np.isfinite(x)):
+            return float("inf")
+        rnorm = self.system.residual_norm(x)
+        if rnorm < self.rnorm:
+            self.x, self.rnorm = x, rnorm
+        return rnorm
+
+
+def _iterate(progress: _Progress, eq: Equilibration | None, candidate: Candidate, budget: int, callback) -> dict:
+    """Run one candidate with rounds of residual correction; returns its log entry."""
+    start = time.perf_counter()
+    system = progress.system
+    A_s = eq.A if eq is not None else system.csr
+    log: dict[str, Any] = {"method": candidate.method, "preconditioner": candidate.label.split("+", 1)[1],
+                           "iterations": 0, "info": 0}
+    try:
+        operand = A_s if A_s is not None else LinearOperator((system.n, system.n), matvec=system.operator,
+                                                             dtype=system.dtype)
+        pc = make_preconditioner(candidate.M, operand, dtype=system.dtype)
+    except (ValueError, RuntimeError, ArithmeticError) as exc:
+        log.update(info=-4, error=f"preconditioner setup failed: {exc}", seconds=time.perf_counter() - start)
+        return log
+    if pc is not None:
+        log["preconditioner"] = pc.name
+        if getattr(pc, "shift", None):
+            log["shift"] = pc.shift
+    inner = LinearSystem(system.n, system.dtype, system.b, as_kernel_matrix(A_s) if eq is not None else system.operator,
+                         A_s)
+    options = dict(candidate.options)
+    histories = []
+    for _ in range(REFINEMENT_ROUNDS):
+        if progress.converged or log["iterations"] >= budget:
+            break
+        base = progress.x
+        r = system.b.astype(np.float64) - np.asarray(system.matvec(base), dtype=np.float64)
+        rhs = (eq.rhs(r) if eq is not None else r).astype(system.dtype)
+        scale = eq.right if eq is not None else 1.0
+        wrapped = None
+        if callback is not None:
+            def wrapped(y, base=base, scale=scale):  # noqa: E306 - iterate in the user's variables
+                callback(base + scale * y)
+            if candidate.method in ("gmres", "fgmres"):
+                options["callback_type"] = "x"
+        res = KRYLOV[candidate.method](dataclasses.replace(inner, b=rhs), None, None,
+                                       rtol=0.5 * progress.tol / progress.rnorm, atol=0.0,
+                                       maxiter=budget - log["iterations"], M=pc, callback=wrapped, **options)
+        log["iterations"] += res.iterations
+        log["info"] = res.info
+        histories.append(res.residuals)
+        before = progress.rnorm
+        progress.offer(base + scale * res.x)
+        if res.info != 0 or progress.rnorm >= 0.9 * before:
+            break  # breakdown, budget exhausted or no progress: next candidate
+    log.update(seconds=time.perf_counter() - start, residual=progress.rnorm, converged=progress.converged,
+               residuals=np.concatenate(histories) if histories else np.zeros(0))
+    return log
+
+
+def _direct(progress: _Progress) -> dict:
+    """SuperLU (COLAMD ordering) in float64 with iterative refinement."""
+    start = time.perf_counter()
+    system = progress.system
+    log: dict[str, Any] = {"method": "direct", "preconditioner": "superlu", "iterations": 0, "info": 0}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", MatrixRankWarning)
+            lu = splu(sp.csc_matrix(system.csr, dtype=np.float64))
+    except (RuntimeError, MatrixRankWarning, MemoryError) as exc:
+        log.update(info=-5, error=f"sparse LU failed: {exc}", seconds=time.perf_counter() - start)
+        return log
+    b64 = system.b.astype(np.float64)
+    x = progress.x.astype(np.float64)
+    for step in range(3):
+        r = b64 - system.csr.astype(np.float64) @ x
+        if np.linalg.norm(r) <= progress.tol:
+            break
+        x = x + lu.solve(r)
+        log["iterations"] = step + 1
+        progress.offer(x.astype(system.dtype))
+    log.update(seconds=time.perf_counter() - start, residual=progress.rnorm, converged=progress.converged,
+               residuals=np.zeros(0))
+    return log
+
+
+def solve(A, b, *, method="auto", M="auto", rtol=1e-8, atol=0.0, maxiter=None, x0=None, callback=None,
+          **options) -> SolveResult:
+    """Solve A x = b; converged means ||b - A x|| <= max(atol, rtol ||b||) for the returned x.
+
+    A: SciPy sparse matrix/array, dense array, LinearOperator (iterative
+    methods only, no preconditioner unless given), or a petsc4py Mat.
+    method: "auto" (see the module doc), "cg", "gmres", "fgmres",
+    "bicgstab", "minres", "sor", "ssor", "direct", "dcdm".
+    M: "auto", a name ("none", "jacobi", "ssor", "ic0", "ilu0", "amg",
+    "learned[:model]"), a krylearn preconditioner, or a LinearOperator/matrix
+    applying M^{-1} (SciPy's convention).
+    maxiter: iteration budget per attempt (default 10 n capped at 2,000 when
+    a direct fallback exists, else 20,000).
+    callback(xk): called with the current iterate (per restart for GMRES).
+    options: ``fallback`` (default True: if the requested configuration
+    fails, continue with the auto chain), ``direct`` (default True: SuperLU
+    as the last resort), ``direct_max_n``, ``restart`` (GMRES), ``omega``
+    (SOR/SSOR; "bandit" needs ``tuner``), ``tuner`` (an object with
+    ``.solve(...)``, e.g. ``krylearn.bandits.OmegaTuner``), ``context``
+    (passed to the tuner), ``grid``/``model`` (DCDM).
+    """
+    start = time.perf_counter()
+    if type(A).__module__.startswith("petsc4py"):
+        from . import petsc
+
+        return petsc.solve(A, b, method=method, M=M, rtol=rtol, atol=atol, maxiter=maxiter, x0=x0,
+                           callback=callback, **options)
+    tuner = options.pop("tuner", None)
+    if tuner is not None:
+        return tuner.solve(A, b, method=method, M=M, rtol=rtol, atol=atol, maxiter=maxiter, x0=x0,
+                           callback=callback, context=options.pop("context", None))
+    if options.get("omega") == "bandit":
+        raise ValueError('omega="bandit" needs a tuner: solve(..., tuner=krylearn.bandits.OmegaTuner(...))')
+    if not isinstance(method, str) or method.lower() not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    method = method.lower()
+    if method == "dcdm":
+        from .solvers.dcdm import solve_dcdm
+
+        return solve_dcdm(A, b, grid=options.pop("grid", None), rtol=rtol, atol=atol, maxiter=maxiter, x0=x0,
+                          callback=callback, **options)
+    rtol, atol = check_tolerances(rtol, atol)
+    fallback = bool(options.pop("fallback", True))
+    use_direct = bool(options.pop("direct", True))
+    direct_max_n = int(options.pop("direct_max_n", DIRECT_MAX_N))
+    restart = options.pop("restart", None)
+    omega = options.pop("omega", 1.0)
+    if options:
+        raise TypeError(f"solve() got unexpected options: {', '.join(sorted(options))}")
+
+    system = linear_system(A, b)
+    if method in ("sor", "ssor"):
+        from .solvers.relaxation import sor
+
+        return sor(system, None, x0, omega=omega, symmetric=method == "ssor", rtol=rtol, atol=atol,
+                   maxiter=check_maxiter(maxiter, 10000))
+    x = initial_guess(system, x0)
+    bnorm = float(np.linalg.norm(system.b))
+    tol = max(atol, rtol * bnorm)
+    if bnorm == 0.0:
+        return SolveResult(np.zeros(system.n, dtype=system.dtype), True, 0, np.zeros(1), 0,
+                           time.perf_counter() - start, "none", "none", {"attempts": [], "true_residual": 0.0})
+
+    matrix_free = system.csr is None
+    kind = "general" if matrix_free else classify(system.csr)
+    if M is None:
+        M = "none"
+    direct_ok = use_direct and not matrix_free and system.n <= direct_max_n
+    budget = check_maxiter(maxiter, min(10 * system.n, 2000 if direct_ok else 20000))
+    if budget == 0 and method != "direct":  # maxiter=0: only report on x0
+        direct_ok = False
+    if method == "direct" or budget == 0:
+        chain: list[Candidate] = []
+    elif matrix_free:
+        first = Candidate(method if method != "auto" else "gmres", "none" if M == "auto" else M,
+                          {"restart": 30} if method in ("auto", "gmres", "fgmres") else {})
+        chain = [first, Candidate("bicgstab", first.M)] if fallback and first.method != "bicgstab" else [first]
+    else:
+        chain = _chain(kind, method, M, _have_amg())
+        if not fallback:
+            chain = chain[:1]
+    if restart is not None:
+        for c in chain:
+            if c.method in ("gmres", "fgmres"):
+                c.options["restart"] = int(restart)
+    user_pc = not isinstance(M, str)
+    eq = None if matrix_free or user_pc else equilibrate(system.csr, kind)
+
+    progress = _Progress(system, x, tol)
+    final = None
+    while chain and not progress.converged:
+        candidate = chain.pop(0)
+        log = _iterate(progress, eq, candidate, budget, callback)
+        progress.attempts.append(log)
+        final = log
+        if candidate.method == "cg" and log["info"] == -1 and fallback:
+            # p^T A p <= 0: A is indefinite; MINRES replaces the remaining CG attempts
+            chain = [Candidate("minres", "none" if not user_pc else M)] + [c for c in chain if c.method != "cg"]
+    if not progress.converged and direct_ok and (fallback or method == "direct"):
+        final = _direct(progress)
+        progress.attempts.append(final)
+
+    converged = progress.converged
+    if final is None:  # x0 already solved the system
+        final = {"method": "none", "preconditioner": "none", "iterations": 0, "info": 0, "residuals": np.zeros(0)}
+    info = 0 if converged else (final["info"] if final["info"] != 0 else max(1, final["iterations"]))
+    details = {"attempts": progress.attempts, "true_residual": progress.rnorm, "tolerance": tol, "kind": kind,
+               "equilibrated": eq is not None}
+    if "shift" in final:
+        details["shift"] = final["shift"]
+    if not converged:
+        tried = ", ".join(f"{a['method']}+{a['preconditioner']}" for a in progress.attempts) or "nothing"
+        warnings.warn(f"krylearn.solve did not reach ||b - A x|| <= {tol:.3e} (best {progress.rnorm:.3e}); "
+                      f"tried {tried}", RuntimeWarning, stacklevel=2)
+    residuals = final.get("residuals", np.zeros(0))
+    if len(residuals) == 0:
+        residuals = np.array([progress.rnorm])
+    return SolveResult(progress.x, converged, int(final["iterations"]), residuals, int(info),
+                       time.perf_counter() - start, final["method"], final["preconditioner"], details)
