@@ -55,21 +55,18 @@ class ChebCB(Learner):
         d = self.degree + 1
         self.gram = np.zeros((self.n_arms, d, d))
         self.moment = np.zeros((self.n_arms, d))
-        self._theta: np.ndarray | None = None
+        self._theta = np.zeros((self.n_arms, d))  # ridge solution per arm, refreshed on update
 
     def features(self, context: float | None) -> np.ndarray:
         return chebyshev_features(self.range.unit(context), self.degree)
 
-    def coefficients(self) -> np.ndarray:
-        """theta_a for every arm, shape (K, degree + 1) (cached between updates)."""
-        if self._theta is None:
-            eye = self.ridge * np.eye(self.degree + 1)
-            self._theta = np.stack([np.linalg.solve(g + eye, m) for g, m in zip(self.gram, self.moment)])
-        return self._theta
+    def _refit(self, arm: int) -> None:
+        eye = self.ridge * np.eye(self.degree + 1)
+        self._theta[arm] = np.linalg.solve(self.gram[arm] + eye, self.moment[arm])
 
     def predict(self, context: float | None) -> np.ndarray:
         """Predicted loss of every arm on ``context`` (in the loss's own unit)."""
-        return self.coefficients() @ self.features(context)
+        return self._theta @ self.features(context)
 
     def gamma(self) -> float:
         return self.exploration * math.sqrt(self.n_arms * (self.t + 1))
@@ -84,7 +81,7 @@ class ChebCB(Learner):
         phi = self.features(context)
         self.gram[arm] += np.outer(phi, phi)
         self.moment[arm] += loss * phi
-        self._theta = None
+        self._refit(arm)
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -105,4 +102,6 @@ class ChebCB(Learner):
         moment = state_array(state, "moment", (self.n_arms, d))
         self.range = ContextRange(*state["context_range"])
         self.ridge, self.exploration = float(state["ridge"]), float(state["exploration"])
-        self.gram, self.moment, self._theta = gram, moment, None
+        self.gram, self.moment = gram, moment
+        for arm in range(self.n_arms):
+            self._refit(arm)

@@ -1,0 +1,118 @@
+"""Clustered inverse-gap-weighted bandit over a vector context (the learner of
+the SolverTuner).
+
+Contexts (feature vectors) are grouped online: a context joins the nearest
+existing cluster within ``radius`` (Euclidean), else opens a new one. Each
+cluster keeps the mean log-loss of every arm it has tried; an arm not yet
+tried in a cluster is predicted from the other clusters (the cluster's best
+mean plus that arm's average gap to the best elsewhere), or optimistically
+(-inf: try it) when no cluster has tried it. Sampling is SquareCB's inverse-gap
+weighting with gamma_c = exploration * sqrt(K t_c), t_c the cluster's count;
+gaps are in log units, i.e. relative costs. ``available`` masks arms out (e.g.
+CG on a nonsymmetric matrix).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .base import Learner, inverse_gap_weights, state_array
+
+
+class ClusteredIGW(Learner):
+    """Per-cluster mean log-loss per arm, transfer across clusters, inverse-gap weighting."""
+
+    contextual = True
+
+    def __init__(self, n_arms: int, n_features: int, *, radius: float = 0.3, exploration: float = 5.0,
+                 seed: int | None = None) -> None:
+        super().__init__(n_arms, seed=seed)
+        if not (math.isfinite(radius) and radius > 0) or not (math.isfinite(exploration) and exploration > 0):
+            raise ValueError("radius and exploration must be positive")
+        self.n_features, self.radius, self.exploration = int(n_features), float(radius), float(exploration)
+        self.centers = np.zeros((0, self.n_features))
+        self.counts = np.zeros((0, self.n_arms))
+        self.log_sums = np.zeros((0, self.n_arms))
+
+    def _context(self, context) -> np.ndarray:
+        if context is None:
+            raise ValueError("ClusteredIGW needs a feature vector as context")
+        z = np.asarray(context, dtype=np.float64).ravel()
+        if z.shape != (self.n_features,) or not np.all(np.isfinite(z)):
+            raise ValueError(f"context must be {self.n_features} finite features, got {context!r}")
+        return z
+
+    def cluster_of(self, context, create: bool = False) -> int:
+        """Index of the cluster of ``context`` (-1 when none is within the radius and not ``create``)."""
+        z = self._context(context)
+        if len(self.centers):
+            dist = np.linalg.norm(self.centers - z, axis=1)
+            nearest = int(np.argmin(dist))
+            if dist[nearest] <= self.radius:
+                return nearest
+        if not create:
+            return -1
+        self.centers = np.vstack([self.centers, z])
+        self.counts = np.vstack([self.counts, np.zeros(self.n_arms)])
+        self.log_sums = np.vstack([self.log_sums, np.zeros(self.n_arms)])
+        return len(self.centers) - 1
+
+    def predict(self, context) -> np.ndarray:
+        """Predicted log-loss of every arm (-inf: never tried anywhere, so try it)."""
+        c = self.cluster_of(context)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = np.where(self.counts > 0, self.log_sums / np.maximum(self.counts, 1), np.nan)
+        own = means[c] if c >= 0 else np.full(self.n_arms, np.nan)
+        others = np.delete(means, c, axis=0) if c >= 0 else means
+        gaps = others - np.nanmin(np.where(np.isnan(others), np.inf, others), axis=1, keepdims=True) if len(others) else others
+        prediction = own.copy()
+        base = np.nanmin(own) if np.any(~np.isnan(own)) else 0.0
+        for a in np.flatnonzero(np.isnan(own)):
+            seen = gaps[:, a][~np.isnan(gaps[:, a])] if len(gaps) else np.array([])
+            prediction[a] = base + seen.mean() if seen.size else -np.inf
+        return prediction
+
+    def probabilities(self, context=None, available=None) -> np.ndarray:
+        mask = np.ones(self.n_arms, dtype=bool) if available is None else np.asarray(available, dtype=bool)
+        if mask.shape != (self.n_arms,) or not mask.any():
+            raise ValueError("available must mask at least one of the arms")
+        predicted = self.predict(context)
+        untried = mask & np.isneginf(predicted)
+        if untried.any():  # explore arms no cluster has seen, uniformly
+            return untried / untried.sum()
+        c = self.cluster_of(context)
+        t_c = self.counts[c].sum() if c >= 0 else 0.0
+        return inverse_gap_weights(predicted, self.exploration * math.sqrt(self.n_arms * (t_c + 1)), mask)
+
+    def select(self, context=None, available=None) -> int:
+        return int(self.rng.choice(self.n_arms, p=self.probabilities(context, available)))
+
+    def greedy(self, context=None, available=None) -> int:
+        predicted = self.predict(context)
+        if available is not None:
+            predicted = np.where(np.asarray(available, dtype=bool), predicted, np.inf)
+        return int(np.argmin(predicted))
+
+    def _learn(self, arm: int, loss: float, context) -> None:
+        c = self.cluster_of(context, create=True)
+        self.counts[c, arm] += 1
+        self.log_sums[c, arm] += math.log(loss + 1e-12)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "n_features": self.n_features, "radius": self.radius,
+                "exploration": self.exploration, "centers": self.centers.tolist(), "counts": self.counts.tolist(),
+                "log_sums": self.log_sums.tolist()}
+
+    def _load(self, state: dict[str, Any]) -> None:
+        if int(state["n_features"]) != self.n_features:
+            raise ValueError(f"state has {state['n_features']} features, this learner {self.n_features}")
+        k = len(state["centers"])
+        centers = state_array(state, "centers", (k, self.n_features)) if k else np.zeros((0, self.n_features))
+        counts = state_array(state, "counts", (k, self.n_arms)) if k else np.zeros((0, self.n_arms))
+        log_sums = state_array(state, "log_sums", (k, self.n_arms)) if k else np.zeros((0, self.n_arms))
+        if np.any(counts < 0):
+            raise ValueError("negative counts")
+        self.radius, self.exploration = float(state["radius"]), float(state["exploration"])
+        self.centers, self.counts, self.log_sums = centers, counts, log_sums

@@ -1,0 +1,37 @@
+"""Cheap matrix features, the context of the SolverTuner (one O(nnz) pass).
+
+    log10 n, log10 (nnz / n), diagonal dominance, symmetry, positive diagonal
+
+diagonal dominance is the median over rows of |a_ii| / sum_{j != i} |a_ij|
+(clipped to [0, 2]; 1 = weakly dominant); symmetry is 1 when
+||A - A^T||_F <= 1e-10 ||A||_F, else 0; positive diagonal is 1 when every
+a_ii > 0.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+FEATURE_NAMES = ("log10_n", "log10_nnz_per_row", "diagonal_dominance", "symmetric", "positive_diagonal")
+
+
+def is_symmetric(csr: sp.csr_array, tol: float = 1e-10) -> bool:
+    """||A - A^T||_F <= tol ||A||_F."""
+    norm = sp.linalg.norm(csr)
+    return bool(sp.linalg.norm(csr - csr.T) <= tol * norm) if norm > 0 else True
+
+
+def matrix_features(csr: sp.csr_array) -> np.ndarray:
+    """The feature vector (order of ``FEATURE_NAMES``) of a square sparse matrix."""
+    n = csr.shape[0]
+    diag = csr.diagonal()
+    off = np.abs(csr).sum(axis=1) - np.abs(diag)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(off > 0, np.abs(diag) / np.where(off > 0, off, 1.0), 2.0)
+    return np.array([
+        np.log10(max(n, 1)),
+        np.log10(max(csr.nnz, 1) / max(n, 1)),
+        float(np.clip(np.median(ratio), 0.0, 2.0)),
+        1.0 if is_symmetric(csr) else 0.0,
+        1.0 if np.all(diag > 0) else 0.0,
+    ])

@@ -1,0 +1,204 @@
+"""SolverTuner: learn which solver configuration is fastest over a stream of systems.
+
+An arm is a ``Configuration`` (method x preconditioner x omega); the loss is
+the wall time to tolerance, preconditioner setup included; the context is the
+vector of cheap matrix features (``krylearn.bandits.features``). Arms that
+cannot apply are masked (CG, IC(0) and SSOR-PCG need a symmetric matrix). If
+the chosen configuration fails (iteration limit, breakdown, a factorisation
+that cannot be built) the tuner tries the next one it predicts best, up to
+``max_attempts``, and charges the failed arm its own time plus
+``failure_penalty`` times the time of the solve that succeeded. Used through
+``krylearn.solve(A, b, method="auto", tuner=t)`` or ``t.solve(A, b)``.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .base import corrupted_state_errors
+from .clustered import ClusteredIGW
+from .features import FEATURE_NAMES, matrix_features
+
+SOLVER_METHODS = ("cg", "gmres", "bicgstab", "sor", "ssor")
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """One arm: ``method`` in SOLVER_METHODS, ``preconditioner`` a name understood by
+    ``krylearn.preconditioners.make_preconditioner`` ("none", "jacobi", "ssor",
+    "ic0", "ilu0", "amg"), ``omega`` for SSOR/SOR."""
+
+    method: str
+    preconditioner: str = "none"
+    omega: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in SOLVER_METHODS:
+            raise ValueError(f"method must be one of {SOLVER_METHODS}, got {self.method!r}")
+        if self.omega is not None and not 0.0 < float(self.omega) < 2.0:
+            raise ValueError(f"omega must lie in (0, 2), got {self.omega!r}")
+        if self.method in ("sor", "ssor") and self.preconditioner != "none":
+            raise ValueError("SOR/SSOR as a solver takes no preconditioner")
+
+    @property
+    def label(self) -> str:
+        omega = f"({self.omega:g})" if self.omega is not None else ""
+        if self.method in ("sor", "ssor"):
+            return f"{self.method}{omega}"
+        return f"{self.method}+{self.preconditioner}{omega}"
+
+    @property
+    def needs_symmetric(self) -> bool:
+        return self.method == "cg" or self.preconditioner in ("ic0", "ssor")
+
+
+DEFAULT_CONFIGURATIONS = (
+    Configuration("cg", "jacobi"),
+    Configuration("cg", "ssor", 1.0),
+    Configuration("cg", "ssor", 1.5),
+    Configuration("cg", "ic0"),
+    Configuration("cg", "amg"),
+    Configuration("gmres", "ilu0"),
+    Configuration("bicgstab", "ilu0"),
+    Configuration("gmres", "jacobi"),
+    Configuration("bicgstab", "amg"),
+)
+
+
+def run_configuration(system, config: Configuration, *, rtol: float = 1e-8, atol: float = 0.0,
+                      maxiter: int | None = None, x0=None, callback=None):
+    """Solve a validated ``LinearSystem`` with one configuration; seconds include the setup."""
+    from .omega_tuner import run_with_omega
+
+    if config.method in ("sor", "ssor") or config.preconditioner == "ssor":
+        method = config.method if config.method in ("sor", "ssor") else "cg"
+        if config.method not in ("sor", "ssor", "cg"):
+            raise ValueError("the SSOR preconditioner is only tuned for CG")
+        return run_with_omega(system, method, float(config.omega or 1.0), rtol=rtol, atol=atol, maxiter=maxiter,
+                              x0=x0, callback=callback)
+    from krylearn.preconditioners import make_preconditioner
+    from krylearn.solvers import krylov
+
+    start = time.perf_counter()
+    pc = make_preconditioner(config.preconditioner, system.csr)
+    runner = {"cg": krylov.run_cg, "gmres": krylov.run_gmres, "bicgstab": krylov.run_bicgstab}[config.method]
+    result = runner(system, None, x0, rtol=rtol, atol=atol, maxiter=maxiter, M=pc, callback=callback)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+class SolverTuner:
+    """Contextual bandit over solver configurations, loss = wall time to tolerance.
+
+    configurations: the arms (default ``DEFAULT_CONFIGURATIONS``).
+    radius, exploration: of the ``ClusteredIGW`` learner (feature-space
+    cluster radius; inverse-gap-weighting strength).
+    failure_penalty: a failed arm is charged its own time plus this factor
+    times the time of the solve that finally succeeded.
+    max_attempts: configurations tried per system before giving up.
+    """
+
+    def __init__(self, configurations=DEFAULT_CONFIGURATIONS, *, radius: float = 0.3, exploration: float = 5.0,
+                 failure_penalty: float = 10.0, max_attempts: int = 3, seed: int | None = None) -> None:
+        self.configurations = tuple(configurations)
+        if not self.configurations:
+            raise ValueError("SolverTuner needs at least one configuration")
+        if not all(isinstance(c, Configuration) for c in self.configurations):
+            raise TypeError("configurations must be krylearn.bandits.Configuration objects")
+        if len(set(self.configurations)) != len(self.configurations):
+            raise ValueError("repeated configuration")
+        if not (math.isfinite(failure_penalty) and failure_penalty >= 0) or int(max_attempts) < 1:
+            raise ValueError("failure_penalty must be >= 0 and max_attempts >= 1")
+        self.failure_penalty, self.max_attempts = float(failure_penalty), int(max_attempts)
+        self.learner = ClusteredIGW(len(self.configurations), len(FEATURE_NAMES), radius=radius,
+                                    exploration=exploration, seed=seed)
+        self.history: list[dict[str, Any]] = []
+
+    def available(self, symmetric: bool, method: str = "auto", M="auto") -> np.ndarray:
+        """Mask of the arms allowed for a system (symmetry, and the user's method/M if not "auto")."""
+        mask = np.array([symmetric or not c.needs_symmetric for c in self.configurations])
+        if method not in (None, "auto"):
+            mask &= np.array([c.method == method for c in self.configurations])
+        if isinstance(M, str) and M != "auto":
+            mask &= np.array([c.preconditioner == M for c in self.configurations])
+        if not mask.any():
+            raise ValueError(f"no configuration of this tuner fits method={method!r}, M={M!r}"
+                             f"{'' if symmetric else ' for a nonsymmetric matrix'}")
+        return mask
+
+    def solve(self, A, b, *, method: str = "auto", M="auto", rtol: float = 1e-8, atol: float = 0.0,
+              maxiter: int | None = None, x0=None, callback=None, context=None, **_ignored):
+        """Solve with the configuration the tuner picks; returns the successful (or the last)
+        ``SolveResult``; ``details["tuner"]`` lists every attempt."""
+        from krylearn.solvers.krylov import linear_system
+
+        if M is not None and not isinstance(M, str):
+            raise ValueError("SolverTuner chooses the preconditioner; pass M as 'auto' or a name")
+        system = linear_system(A, b)
+        if system.csr is None:
+            raise TypeError("SolverTuner needs the entries of A (a sparse or dense matrix)")
+        features = matrix_features(system.csr) if context is None else np.asarray(context, dtype=np.float64)
+        mask = self.available(bool(features[FEATURE_NAMES.index("symmetric")]), method, M)
+        attempts, result = [], None
+        for _ in range(min(self.max_attempts, int(mask.sum()))):
+            arm = self.learner.select(features, mask) if not attempts else self.learner.greedy(features, mask)
+            config = self.configurations[arm]
+            start = time.perf_counter()
+            try:
+                result = run_configuration(system, config, rtol=rtol, atol=atol, maxiter=maxiter, x0=x0,
+                                           callback=callback)
+                seconds, converged, iterations = result.seconds, result.converged, result.iterations
+            except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:  # e.g. IC(0) cannot be built
+                seconds, converged, iterations = time.perf_counter() - start, False, 0
+                attempts.append({"arm": arm, "configuration": config.label, "seconds": seconds,
+                                 "converged": False, "iterations": 0, "error": str(exc)})
+                mask = mask.copy()
+                mask[arm] = False
+                continue
+            attempts.append({"arm": arm, "configuration": config.label, "seconds": seconds,
+                             "converged": converged, "iterations": iterations})
+            if converged:
+                break
+            mask = mask.copy()
+            mask[arm] = False
+        success = attempts[-1]["seconds"] if attempts and attempts[-1]["converged"] else 0.0
+        for attempt in attempts:
+            failed_extra = 0.0 if attempt["converged"] else self.failure_penalty * max(success, attempt["seconds"])
+            attempt["loss"] = attempt["seconds"] + failed_extra
+            self.learner.update(attempt["arm"], attempt["loss"], features)
+        self.history.append({"t": len(self.history), "features": features.tolist(), "attempts": attempts,
+                             "seconds": float(sum(a["seconds"] for a in attempts))})
+        if result is None:
+            raise RuntimeError(f"every configuration failed on this system: {[a.get('error') for a in attempts]}")
+        result.details["tuner"] = {"attempts": attempts, "configuration": attempts[-1]["configuration"]}
+        return result
+
+    def best_configuration(self, A) -> Configuration:
+        """The configuration currently believed fastest for matrix ``A``."""
+        from krylearn._validation import as_csr
+
+        features = matrix_features(as_csr(A))
+        mask = self.available(bool(features[FEATURE_NAMES.index("symmetric")]))
+        return self.configurations[self.learner.greedy(features, mask)]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"kind": "SolverTuner",
+                "configurations": [[c.method, c.preconditioner, c.omega] for c in self.configurations],
+                "failure_penalty": self.failure_penalty, "max_attempts": self.max_attempts,
+                "learner": self.learner.state_dict(), "history": list(self.history)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from ``state_dict``; ValueError when corrupted or made for other configurations."""
+        with corrupted_state_errors("SolverTuner"):
+            if not isinstance(state, dict) or state.get("kind") != "SolverTuner":
+                raise ValueError("not a SolverTuner state")
+            configs = tuple(Configuration(m, p, None if o is None else float(o)) for m, p, o in state["configurations"])
+            if configs != self.configurations:
+                raise ValueError("the saved configurations differ from this tuner's")
+            self.learner.load_state_dict(state["learner"])
+            self.failure_penalty, self.max_attempts = float(state["failure_penalty"]), int(state["max_attempts"])
+            self.history = [dict(h) for h in state["history"]]
