@@ -1,0 +1,135 @@
+"""``krylearn bench --suite learned``: the learned IC preconditioner against the
+classical ones and AMG, all measured in the same run.
+
+For every training family (``bench.spd_families``) and its shipped model, on
+unseen test matrices (seeds >= 10**9) at the training size and at 4x and 16x
+the unknowns, then on the family's hold-out variant, then on the real SPD
+matrices (default model ``general``, no retraining): PCG to rtol 1e-8 with
+none, Jacobi, SSOR(1), IC(0), PyAMG smoothed aggregation (one V-cycle) and the
+learned factor. Seconds are setup (factorisation, network inference, AMG
+hierarchy) plus iterations. The summary reports learned/IC(0) ratios of
+iterations and of total seconds against the targets of issue #5.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+from krylearn.bench.report import print_table, progress, results_dir, write_rows
+
+RTOL = 1e-8
+BASELINES = ("none", "jacobi", "ssor", "ic0", "amg")
+TEST_SEED = 10**9
+
+
+def _baseline(name: str):
+    from krylearn.preconditioners import AMG, IC0, SSOR, Jacobi
+
+    return {"none": lambda: None, "jacobi": Jacobi, "ssor": lambda: SSOR(1.0), "ic0": IC0, "amg": AMG}[name]()
+
+
+def measure(A, b, name: str, pc) -> dict:
+    """One PCG solve: setup seconds (pc.setup), solve seconds, iterations, true relative residual."""
+    from krylearn.solvers.krylov import run_cg
+
+    start = time.perf_counter()
+    if pc is not None:
+        pc.setup(A)
+    setup = time.perf_counter() - start
+    result = run_cg(A, b, rtol=RTOL, maxiter=20 * A.shape[0], M=pc)
+    total = time.perf_counter() - start
+    true_rel = float(np.linalg.norm(b - A @ result.x) / np.linalg.norm(b))
+    row = {"pc": name, "iterations": result.iterations, "converged": result.converged, "setup_s": setup,
+           "total_s": total, "true_relres": true_rel}
+    if getattr(pc, "fallback", None):
+        row["fallback"] = pc.fallback
+    return row
+
+
+def _cases(args):
+    from krylearn.bench.spd_families import FAMILIES, make_matrix
+
+    scales = (1,) if args.quick else (1, 4, 16)
+    repeats = 1 if args.quick else args.repeats
+    for family in args.families:
+        spec = FAMILIES[family]
+        for scale in scales:
+            for r in range(repeats):
+                yield family, family, "in-distribution" if scale == 1 else f"{scale}x n", \
+                    lambda f=family, s=scale, r=r: make_matrix(f, spec.train_n * s, TEST_SEED + r)
+        holdout_scales = (1,) if args.quick else (1, 4)
+        for scale in holdout_scales:
+            yield family, spec.holdout, f"hold-out {scale}x n", \
+                lambda f=spec.holdout, s=scale: make_matrix(f, FAMILIES[f].train_n * s, TEST_SEED)
+    if args.real:
+        from krylearn.bench.problems import load_suitesparse, suitesparse_manifest
+
+        for row in suitesparse_manifest():
+            if row["kind"] == "spd" and (not args.quick or int(row["n"]) <= 5000):
+                yield "general", row["name"], "real", lambda name=row["name"]: load_suitesparse(name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from krylearn.bench.spd_families import TRAINING_FAMILIES
+    from krylearn.preconditioners.learned_ic import LearnedIC
+
+    parser = argparse.ArgumentParser(prog="krylearn bench --suite learned", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="training size only, one matrix, small real matrices")
+    parser.add_argument("--families", nargs="+", default=list(TRAINING_FAMILIES), choices=TRAINING_FAMILIES)
+    parser.add_argument("--repeats", type=int, default=2, help="test matrices per family and size")
+    parser.add_argument("--no-real", dest="real", action="store_false", help="skip the SuiteSparse matrices")
+    parser.add_argument("--results", default=None, help="results root (default $KRYLEARN_RESULTS or ./results)")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    models: dict[str, LearnedIC] = {}
+    rows = []
+    rng = np.random.default_rng(0)
+    for model, problem, scope, make in progress(list(_cases(args)), "learned IC benchmark"):
+        if model not in models:
+            models[model] = LearnedIC.from_pretrained(model)
+        A = make()
+        b = rng.standard_normal(A.shape[0])
+        base = {"model": model, "problem": problem, "scope": scope, "n": A.shape[0], "nnz": A.nnz}
+        case = [dict(base, **measure(A, b, name, _baseline(name))) for name in BASELINES]
+        case.append(dict(base, **measure(A, b, "learned", models[model])))
+        ic0 = next(r for r in case if r["pc"] == "ic0")
+        for r in case:
+            r["iters_vs_ic0"] = r["iterations"] / max(ic0["iterations"], 1)
+            r["time_vs_ic0"] = r["total_s"] / ic0["total_s"]
+        rows += case
+    out = results_dir("learned", args.results)
+    columns = ["model", "problem", "scope", "n", "pc", "iterations", "total_s", "setup_s", "iters_vs_ic0",
+               "time_vs_ic0", "true_relres"]
+    print_table(rows, f"PCG to rtol {RTOL:g}: learned IC vs baselines", columns)
+    summary = summarise(rows)
+    print_table(summary, "learned / IC(0) (targets: in-distribution iters <= 0.7, larger n and hold-out <= 1.1, "
+                "time <= 1 for in-distribution n >= 16k)")
+    write_rows(rows, out, "learned_ic", meta={"rtol": RTOL, "quick": args.quick})
+    write_rows(summary, out, "learned_ic_summary", meta={"rtol": RTOL, "quick": args.quick})
+    return 0 if all(r["converged"] for r in rows if r["pc"] == "learned") else 1
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """Per (model, scope, n-bucket): mean learned/IC(0) ratios and the issue's target for that scope."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if r["pc"] == "learned":
+            groups.setdefault((r["model"], r["problem"], r["scope"], r["n"]), []).append(r)
+    summary = []
+    for (model, problem, scope, n), rs in groups.items():
+        iters = float(np.mean([r["iters_vs_ic0"] for r in rs]))
+        times = float(np.mean([r["time_vs_ic0"] for r in rs]))
+        target = 0.7 if scope == "in-distribution" else (None if scope == "real" else 1.1)
+        row = {"model": model, "problem": problem, "scope": scope, "n": n, "iters_vs_ic0": iters,
+               "time_vs_ic0": times, "iters_target": target if target is not None else "-"}
+        row["iters_ok"] = "-" if target is None else ("yes" if iters <= target else "NO")
+        if scope == "in-distribution" and n >= 16_000:
+            row["time_ok"] = "yes" if times <= 1.0 else "NO"
+        summary.append(row)
+    return summary

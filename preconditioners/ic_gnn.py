@@ -1,0 +1,127 @@
+"""Message-passing network that predicts an incomplete-Cholesky factor.
+
+The graph is tril(A~) of the Jacobi-scaled matrix A~ = D^{-1/2} A D^{-1/2}
+(unit diagonal): one node per unknown, one edge (i, j) per strictly-lower
+nonzero (i > j). The network starts from the IC(0) factor L0 of A~ and
+predicts a correction on exactly that pattern:
+
+    l_ij = l0_ij + a~_ij c_ij          (i > j)
+    l_ii = l0_ii exp(4 tanh(d_i / 4))  (> 0)
+
+so L L^T is SPD by construction, and zero-initialised decoders reproduce IC(0)
+exactly. Inputs (``FEATURE_LAYOUT``): edge [a~_ij, l0_ij]; node [l0_ii,
+rho_i, s_i, t_i] with rho = L0 L0^T 1 - A~ 1 (the row sums of the fill IC(0)
+drops, what modified IC compensates), s = A~ 1 and t = sum_{j != i} |a~_ij|.
+
+Encode-process-decode: ``rounds`` rounds of an edge update from both end
+points followed by a node update from the mean of the messages over the
+lower (j < i) and the upper (k > i) neighbours separately (the passes over L
+and L^T of NeuralIF), with the raw features re-injected each round and
+LayerNorm on the node state. Everything is index_add over edge lists, so the
+network is equivariant to node relabelling and works for any n.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+FEATURE_LAYOUT = "ic0-correction/v1: edge[a_ij, l0_ij] node[l0_ii, rho_i, rowsum_i, offdiag_abs_sum_i]; A Jacobi-scaled"
+EDGE_FEATURES = 2
+NODE_FEATURES = 4
+
+
+@dataclass
+class FactorGraph:
+    """Tensors describing tril(A~) and its IC(0) factor for one matrix.
+
+    ``rows``/``cols``: strictly-lower edges (rows > cols) in CSR order of tril;
+    ``a_off``/``l0_off``: A~ and L0 on those edges; ``l0_diag``: diagonal of L0.
+    """
+
+    n: int
+    rows: torch.Tensor
+    cols: torch.Tensor
+    a_off: torch.Tensor
+    l0_off: torch.Tensor
+    l0_diag: torch.Tensor
+    node_features: torch.Tensor
+    edge_features: torch.Tensor
+
+    def to(self, device=None, dtype=None) -> FactorGraph:
+        move = lambda t: t.to(device=device, dtype=dtype if t.is_floating_point() else None)  # noqa: E731
+        return FactorGraph(self.n, *(move(t) for t in (self.rows, self.cols, self.a_off, self.l0_off,
+                                                         self.l0_diag, self.node_features, self.edge_features)))
+
+
+def _mlp(n_in: int, width: int, n_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(n_in, width), nn.SiLU(), nn.Linear(width, n_out))
+
+
+class ICGNN(nn.Module):
+    """Predicts (l_off, l_diag), the values of L on tril(A~)'s pattern."""
+
+    def __init__(self, width: int = 16, rounds: int = 3) -> None:
+        super().__init__()
+        if not 1 <= rounds <= 8 or not 2 <= width <= 256:
+            raise ValueError(f"need 1 <= rounds <= 8 and 2 <= width <= 256, got rounds={rounds}, width={width}")
+        self.width, self.rounds = int(width), int(rounds)
+        w = self.width
+        self.node_encoder = _mlp(NODE_FEATURES, w, w)
+        self.edge_encoder = _mlp(EDGE_FEATURES, w, w)
+        self.edge_updates = nn.ModuleList(_mlp(3 * w + EDGE_FEATURES, w, w) for _ in range(rounds))
+        self.node_updates = nn.ModuleList(_mlp(3 * w + NODE_FEATURES, w, w) for _ in range(rounds))
+        self.norms = nn.ModuleList(nn.LayerNorm(w) for _ in range(rounds))
+        self.edge_decoder = _mlp(3 * w, w, 1)
+        self.node_decoder = _mlp(w, w, 1)
+        for decoder in (self.edge_decoder, self.node_decoder):
+            nn.init.zeros_(decoder[-1].weight)
+            nn.init.zeros_(decoder[-1].bias)
+
+    @staticmethod
+    def _mean(values: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
+        total = values.new_zeros((n, values.shape[1])).index_add_(0, index, values)
+        count = values.new_zeros(n).index_add_(0, index, values.new_ones(index.shape[0])).clamp_(min=1.0)
+        return total / count[:, None]
+
+    def forward(self, g: FactorGraph) -> tuple[torch.Tensor, torch.Tensor]:
+        n, rows, cols = g.n, g.rows, g.cols
+        h = self.node_encoder(g.node_features)
+        e = self.edge_encoder(g.edge_features)
+        for edge_update, node_update, norm in zip(self.edge_updates, self.node_updates, self.norms):
+            e = e + edge_update(torch.cat([e, h[rows], h[cols], g.edge_features], dim=1))
+            from_lower = self._mean(e, rows, n)  # node i hears its edges (i, j < i): a row of L
+            from_upper = self._mean(e, cols, n)  # node j hears its edges (i > j, j): a column of L
+            h = norm(h + node_update(torch.cat([h, from_lower, from_upper, g.node_features], dim=1)))
+        c = self.edge_decoder(torch.cat([e, h[rows], h[cols]], dim=1)).squeeze(1)
+        d = self.node_decoder(h).squeeze(1)
+        l_off = g.l0_off + g.a_off * c
+        l_diag = g.l0_diag * torch.exp(4.0 * torch.tanh(d / 4.0))
+        return l_off, l_diag
+
+
+def factor_matvec(g: FactorGraph, l_off: torch.Tensor, l_diag: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """L L^T x for a block of vectors x (shape (n, k)), L given by its values on ``g``'s pattern."""
+    u = l_diag[:, None] * x
+    u = u.index_add(0, g.cols, l_off[:, None] * x[g.rows])  # u = L^T x
+    y = l_diag[:, None] * u
+    return y.index_add(0, g.rows, l_off[:, None] * u[g.cols])  # y = L u
+
+
+def scaled_matvec(g: FactorGraph, x: torch.Tensor) -> torch.Tensor:
+    """A~ x for a block of vectors x (unit diagonal plus the symmetric off-diagonal edges)."""
+    y = x.index_add(0, g.rows, g.a_off[:, None] * x[g.cols])
+    return y.index_add(0, g.cols, g.a_off[:, None] * x[g.rows])
+
+
+def data_loss(g: FactorGraph, l_off, l_diag, x: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Li et al.: mean_k ||L L^T x_k - b_k||^2 / ||b_k||^2 for pairs A~ x_k = b_k."""
+    residual = factor_matvec(g, l_off, l_diag, x) - b
+    return (residual.square().sum(0) / b.square().sum(0).clamp_min(1e-30)).mean()
+
+
+def frobenius_loss(g: FactorGraph, l_off, l_diag, z: torch.Tensor) -> torch.Tensor:
+    """NeuralIF: sketched ||(L L^T - A~) z||^2 / ||z||^2 with z ~ N(0, I), no solutions needed."""
+    residual = factor_matvec(g, l_off, l_diag, z) - scaled_matvec(g, z)
+    return (residual.square().sum(0) / z.square().sum(0).clamp_min(1e-30)).mean()

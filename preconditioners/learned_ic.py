@@ -1,0 +1,313 @@
+"""Learned incomplete Cholesky: M = L L^T with L predicted by a GNN on tril(A).
+
+For an SPD matrix A with diagonal D, the network (:mod:`.ic_gnn`) reads the
+Jacobi-scaled A~ = D^{-1/2} A D^{-1/2} and its IC(0) factor and predicts L~ on
+tril(A)'s pattern with a positive diagonal; the factor handed to the native
+triangular solves is L = D^{1/2} L~, so M = L L^T is SPD by construction and
+one PCG iteration costs exactly what IC(0) costs. The network runs once per
+matrix (float32); L is assembled in the matrix's float type.
+
+Safety: a non-finite or non-positive predicted factor falls back to IC(0)
+(then SSOR) with a warning; :func:`cg_with_fallback` re-runs a learned PCG
+that does not converge with IC(0)/SSOR from its last iterate and returns the
+better answer. Weights are stored as a plain state_dict plus a JSON header
+(format, version, family, feature layout, architecture, SHA-256 checksum)
+and read with ``torch.load(weights_only=True)``: loading executes no code.
+
+Model names: ``from_pretrained("diffusion2d" | "diffusion3d" | "heat_fem" |
+"synthetic")`` gives the model trained on that family
+(:mod:`krylearn.bench.spd_families`); ``from_pretrained()`` (what
+``M="learned"`` uses) gives ``"general"``, trained on a mix of all four.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from krylearn._validation import as_csr
+
+from .base import Preconditioner
+from .classical import IC0, SSOR, CholeskyFactor
+from .ic_gnn import FEATURE_LAYOUT, FactorGraph, ICGNN
+
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+DEFAULT_MODEL = "general"
+FORMAT = "krylearn.learned_ic"
+FORMAT_VERSION = 1
+
+
+class ModelFileError(ValueError):
+    """A weights file that is not a valid krylearn learned-IC model (or is for another family/layout)."""
+
+
+# ---------------------------------------------------------------- input graph
+class TrilPattern:
+    """tril(A)'s CSR pattern and where the diagonal / strict-lower values go."""
+
+    def __init__(self, tril: sp.csr_array, sqrt_diag: np.ndarray) -> None:
+        self.indptr, self.indices, self.shape = tril.indptr, tril.indices, tril.shape
+        rows = np.repeat(np.arange(tril.shape[0]), np.diff(tril.indptr))
+        is_diag = rows == tril.indices
+        self.diag_pos, self.off_pos = np.flatnonzero(is_diag), np.flatnonzero(~is_diag)
+        self.off_rows, self.off_cols = rows[self.off_pos], tril.indices[self.off_pos]
+        self.sqrt_diag = sqrt_diag
+
+    def assemble(self, l_off: np.ndarray, l_diag: np.ndarray, dtype=np.float64) -> sp.csr_array:
+        """L = D^{1/2} L~ as CSR (diagonal last in each row), from L~'s values."""
+        data = np.empty(len(self.indices), dtype=np.float64)
+        data[self.off_pos] = l_off
+        data[self.diag_pos] = l_diag
+        data *= np.repeat(self.sqrt_diag, np.diff(self.indptr))
+        return sp.csr_array((data.astype(dtype, copy=False), self.indices.copy(), self.indptr.copy()), shape=self.shape)
+
+
+def check_spd_input(csr: sp.csr_array) -> None:
+    """ValueError unless A is square, symmetric and has a positive diagonal (necessary for SPD)."""
+    n = csr.shape[0]
+    if csr.shape[0] != csr.shape[1]:
+        raise ValueError(f"learned IC needs a square matrix, got shape {csr.shape}")
+    if n == 0:
+        raise ValueError("learned IC needs a non-empty matrix")
+    asym = abs(csr - csr.T)
+    scale = abs(csr).max() if csr.nnz else 0.0
+    tol = 100 * np.finfo(csr.dtype).eps * scale
+    if asym.nnz and asym.max() > tol:
+        raise ValueError("learned IC is for symmetric positive definite matrices; A is not symmetric "
+                         f"(max |A - A^T| = {asym.max():.3e})")
+    diag = csr.diagonal()
+    if not np.all(diag > 0):
+        i = int(np.argmin(diag))
+        raise ValueError("learned IC is for symmetric positive definite matrices; A has a zero or negative "
+                         f"diagonal entry (A[{i},{i}] = {diag[i]:.3e}), so it is not SPD")
+
+
+def _ic0_values(scaled: sp.csr_array) -> tuple[sp.csr_array, float]:
+    """IC(0) of A~ by the native kernel, as a SciPy CSR on tril(A~)'s pattern, and the pivot shift used."""
+    ic = IC0().setup(scaled)
+    L = ic.L
+    return sp.csr_array((np.asarray(L.data), np.asarray(L.indices), np.asarray(L.indptr)), shape=scaled.shape), ic.shift
+
+
+def factor_graph(A, device=None) -> tuple[FactorGraph, TrilPattern, float]:
+    """The network's input for SPD ``A``: (graph in float32, tril pattern, IC(0) shift of A~)."""
+    csr = as_csr(A, dtype=np.float64)
+    check_spd_input(csr)
+    inv_sqrt = 1.0 / np.sqrt(csr.diagonal())
+    scaled = sp.csr_array(sp.diags_array(inv_sqrt) @ csr @ sp.diags_array(inv_sqrt))
+    scaled.sort_indices()
+    scaled.setdiag(1.0)
+    tril = sp.csr_array(sp.tril(scaled, format="csr"))
+    tril.sort_indices()
+    L0, shift = _ic0_values(scaled)
+    if L0.nnz != tril.nnz or not np.array_equal(L0.indices, tril.indices):
+        raise RuntimeError("IC(0) factor does not have tril(A)'s pattern")  # kernel contract violated
+    pattern = TrilPattern(tril, np.sqrt(csr.diagonal()))
+    ones = np.ones(csr.shape[0])
+    rowsum = scaled @ ones
+    rho = L0 @ (L0.T @ ones) - rowsum
+    offdiag_abs = abs(scaled) @ ones - 1.0
+    a_off, l0_off = tril.data[pattern.off_pos], L0.data[pattern.off_pos]
+    l0_diag = L0.data[pattern.diag_pos]
+    as_t = lambda v: torch.as_tensor(np.ascontiguousarray(v), dtype=torch.float32, device=device)  # noqa: E731
+    graph = FactorGraph(
+        n=csr.shape[0],
+        rows=torch.as_tensor(pattern.off_rows.astype(np.int64), device=device),
+        cols=torch.as_tensor(pattern.off_cols.astype(np.int64), device=device),
+        a_off=as_t(a_off),
+        l0_off=as_t(l0_off),
+        l0_diag=as_t(l0_diag),
+        node_features=as_t(np.stack([l0_diag, rho, rowsum, offdiag_abs], axis=1)),
+        edge_features=as_t(np.stack([a_off, l0_off], axis=1)),
+    )
+    return graph, pattern, shift
+
+
+# ---------------------------------------------------------------- model files
+def _state_bytes(state: dict[str, torch.Tensor]) -> bytes:
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        tensor = state[key].detach().cpu().contiguous()
+        digest.update(key.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.digest()
+
+
+def _checksum(metadata_json: str, state: dict[str, torch.Tensor]) -> str:
+    return hashlib.sha256(metadata_json.encode() + _state_bytes(state)).hexdigest()
+
+
+def _read_model_file(path) -> tuple[dict, dict[str, torch.Tensor]]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no learned-IC model file at {path}")
+    try:
+        payload = torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, pickle with code, not a torch file at all
+        raise ModelFileError(f"{path} is not a readable krylearn learned-IC model file (truncated, tampered "
+                             f"or not a weights file): {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelFileError(f"{path} is not a krylearn learned-IC model file (format header missing)")
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(f"{path} has format version {payload.get('format_version')!r}; "
+                             f"this krylearn reads version {FORMAT_VERSION}")
+    metadata_json, state = payload.get("metadata"), payload.get("state_dict")
+    if not isinstance(metadata_json, str) or not isinstance(state, dict) or \
+            not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelFileError(f"{path}: malformed metadata or state_dict")
+    if payload.get("sha256") != _checksum(metadata_json, state):
+        raise ModelFileError(f"{path}: checksum mismatch, the file was modified or corrupted")
+    metadata = json.loads(metadata_json)
+    if metadata.get("feature_layout") != FEATURE_LAYOUT:
+        raise ModelFileError(f"{path} was trained for feature layout {metadata.get('feature_layout')!r}, "
+                             f"this krylearn computes {FEATURE_LAYOUT!r}")
+    return metadata, state
+
+
+# ---------------------------------------------------------------- preconditioner
+class LearnedIC(Preconditioner):
+    """M = L L^T with L on tril(A)'s pattern predicted by :class:`ICGNN` (SPD A only).
+
+    ``setup(A)`` validates A (symmetric, positive diagonal), runs the network
+    once and builds the native triangular-solve preconditioner. After setup:
+    ``L`` (SciPy CSR), ``fallback`` (None, "ic0" or "ssor"),
+    ``inference_seconds`` (features + network + assembly).
+    """
+
+    name = "learned"
+
+    def __init__(self, model: ICGNN, metadata: dict | None = None, device="cpu") -> None:
+        super().__init__()
+        if not isinstance(model, ICGNN):
+            raise TypeError(f"model must be an ICGNN, got {type(model).__name__}")
+        self.model = model.to(device).eval()
+        self.device = torch.device(device)
+        self.metadata = dict(metadata or {})
+        self.metadata.setdefault("family", "custom")
+        self.metadata.update(feature_layout=FEATURE_LAYOUT, width=model.width, rounds=model.rounds)
+        self.L: sp.csr_array | None = None
+        self.fallback: str | None = None
+        self.inference_seconds = 0.0
+        self._impl: Preconditioner | None = None
+
+    @property
+    def family(self) -> str:
+        return self.metadata["family"]
+
+    # ---- construction
+    @classmethod
+    def from_pretrained(cls, name: str | None = None, device="cpu") -> LearnedIC:
+        """A shipped model: a family name (see module doc) or None for the default ("general")."""
+        name = name or DEFAULT_MODEL
+        available = sorted(p.stem for p in MODELS_DIR.glob("*.pt"))
+        if name not in available:
+            raise ValueError(f"no shipped learned-IC model {name!r}; available: {', '.join(available) or 'none'}")
+        return cls.load(MODELS_DIR / f"{name}.pt", family=name, device=device)
+
+    @classmethod
+    def load(cls, path, family: str | None = None, device="cpu") -> LearnedIC:
+        """Read a model file written by :meth:`save` (no code execution). With ``family``,
+        ModelFileError unless the file was trained for that family."""
+        metadata, state = _read_model_file(path)
+        if family is not None and metadata.get("family") != family:
+            raise ModelFileError(f"{path} is a model for family {metadata.get('family')!r}, not {family!r}")
+        try:
+            model = ICGNN(width=int(metadata["width"]), rounds=int(metadata["rounds"]))
+            model.load_state_dict(state, strict=True)
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise ModelFileError(f"{path}: weights do not match the recorded architecture: {exc}") from exc
+        return cls(model, metadata, device=device)
+
+    def save(self, path) -> Path:
+        """Write state_dict + JSON metadata + checksum (read back bit-exactly by :meth:`load`)."""
+        state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        metadata_json = json.dumps(self.metadata, sort_keys=True)
+        payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "metadata": metadata_json,
+                   "state_dict": state, "sha256": _checksum(metadata_json, state)}
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(payload, path)
+        return path
+
+    @classmethod
+    def fit(cls, matrices, *, validation=None, family: str = "custom", loss: str = "data", epochs: int = 20,
+            lr: float = 3e-3, width: int = 16, rounds: int = 3, seed: int = 0, device="cpu",
+            show_progress: bool = False) -> LearnedIC:
+        """Train a new model on the user's SPD ``matrices`` (see
+        :func:`krylearn.preconditioners.learned_ic_train.train`); the training
+        record is in ``metadata["training"]``."""
+        from .learned_ic_train import train
+
+        return train(matrices, validation=validation, family=family, loss=loss, epochs=epochs, lr=lr, width=width,
+                     rounds=rounds, seed=seed, device=device, show_progress=show_progress)
+
+    # ---- prediction
+    def predict_factor(self, A, dtype=np.float64) -> sp.csr_array:
+        """L (CSR, lower, positive diagonal last in each row) with M = L L^T ~ A."""
+        graph, pattern, _ = factor_graph(A, device=self.device)
+        with torch.inference_mode():
+            l_off, l_diag = self.model(graph)
+        l_off = l_off.double().cpu().numpy()
+        l_diag = l_diag.double().cpu().numpy()
+        if not (np.all(np.isfinite(l_off)) and np.all(np.isfinite(l_diag)) and np.all(l_diag > 0)):
+            raise FloatingPointError("the network produced a non-finite or non-positive factor")
+        return pattern.assemble(l_off, l_diag, dtype=dtype)
+
+    def _build(self, csr: sp.csr_array) -> None:
+        check_spd_input(csr)
+        start = time.perf_counter()
+        self.fallback, self.L = None, None
+        try:
+            self.L = self.predict_factor(csr, dtype=csr.data.dtype)
+            self._impl = CholeskyFactor(self.L).setup(csr)
+        except (FloatingPointError, ValueError) as exc:
+            self._impl = fallback_preconditioner(csr, reason=str(exc))
+            self.fallback = self._impl.name
+        self.native = self._impl.native
+        self.inference_seconds = time.perf_counter() - start
+
+    def _apply(self, r: np.ndarray, out: np.ndarray) -> None:
+        self._impl._apply(r, out)
+
+    def __repr__(self) -> str:
+        return f"LearnedIC(family={self.family!r}, " + super().__repr__().split("(", 1)[1]
+
+
+def fallback_preconditioner(A, reason: str) -> Preconditioner:
+    """IC(0) for A (SSOR if IC(0) fails), with a warning naming ``reason``."""
+    try:
+        pc: Preconditioner = IC0().setup(A)
+    except ValueError:
+        pc = SSOR(1.0).setup(A)
+    warnings.warn(f"learned IC: {reason}; falling back to {pc.name}", RuntimeWarning, stacklevel=3)
+    return pc
+
+
+def cg_with_fallback(A, b, x0=None, *, M: LearnedIC | str = "learned", rtol=1e-8, atol=0.0, maxiter=None,
+                     callback=None):
+    """PCG with a learned IC; if it does not converge (stagnation up to ``maxiter``
+    or breakdown) it is re-run from its last iterate with IC(0) (SSOR if IC(0)
+    fails), with a warning. Returns the SolveResult with the smaller true residual
+    (iterations of both runs counted)."""
+    from krylearn.solvers.krylov import run_cg
+
+    from .base import make_preconditioner
+
+    pc = make_preconditioner(M, A)
+    first = run_cg(A, b, x0, rtol=rtol, atol=atol, maxiter=maxiter, M=pc, callback=callback)
+    if first.converged:
+        return first
+    second = run_cg(A, b, first.x, rtol=rtol, atol=atol, maxiter=maxiter, callback=callback,
+                    M=fallback_preconditioner(A, f"PCG did not converge (info={first.info})"))
+    best = second if second.residual_norm() <= first.residual_norm() else first
+    best.iterations = first.iterations + second.iterations
+    best.details["fallback"] = second.preconditioner
+    return best

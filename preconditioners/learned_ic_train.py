@@ -1,0 +1,208 @@
+"""Training of the learned IC network: ``krylearn train learned-ic ...``.
+
+Losses on the Jacobi-scaled A~ (both papers' options, see :mod:`.ic_gnn`):
+
+- ``data`` (Li et al.): ||L L^T x - b||^2 / ||b||^2 with b ~ N(0, I) and
+  x = A~^{-1} b (sparse direct solve, once per matrix). x weights each
+  eigenmode of A~ by 1/lambda, so the loss is dominated by the smooth modes
+  PCG with IC(0) struggles with; this is what pushes L towards a
+  modified-IC-like factor (M ~ A on smooth vectors).
+- ``frobenius`` (NeuralIF): ||(L L^T - A~) z||^2 / ||z||^2, z ~ N(0, I)
+  fresh each step; no solutions needed.
+
+Each matrix's loss is divided by its value at IC(0) (the network's starting
+point) and the optimiser minimises the mean log of that ratio, so every matrix
+weighs the same whatever its conditioning. AdamW, gradient clipping 1.0, one
+matrix per step; the weights kept are those of the epoch with the fewest mean
+PCG iterations (rtol 1e-6) on the validation matrices.
+
+Seeds: training matrices use seeds ``seed * 10**6 + i``, validation
+``seed * 10**6 + 500_000 + i``; the benchmark's test matrices use seeds
+>= 10**9, never seen in training.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from scipy.sparse.linalg import splu
+
+from .ic_gnn import FactorGraph, ICGNN, data_loss, frobenius_loss
+from .learned_ic import MODELS_DIR, LearnedIC, factor_graph
+
+LOSSES = ("data", "frobenius")
+
+
+@dataclass
+class Example:
+    graph: FactorGraph
+    x: torch.Tensor | None  # (n, k) solutions of A~ x = b (data loss)
+    b: torch.Tensor | None
+    base: float  # loss of the IC(0) factor
+
+
+def _scaled(A) -> sp.csc_array:
+    csr = sp.csr_array(A, dtype=np.float64)
+    s = 1.0 / np.sqrt(csr.diagonal())
+    return sp.csc_array(sp.diags_array(s) @ csr @ sp.diags_array(s))
+
+
+def prepare_example(A, loss: str, rng: np.random.Generator, n_pairs: int = 8, device="cpu") -> Example:
+    """Network input and loss data for one SPD matrix."""
+    graph, _, _ = factor_graph(A, device=device)
+    if loss == "data":
+        b = rng.standard_normal((graph.n, n_pairs))
+        x = splu(_scaled(A)).solve(b)
+        x_t = torch.as_tensor(x, dtype=torch.float32, device=device)
+        b_t = torch.as_tensor(b, dtype=torch.float32, device=device)
+        base = float(data_loss(graph, graph.l0_off, graph.l0_diag, x_t, b_t))
+        return Example(graph, x_t, b_t, base)
+    z = torch.as_tensor(rng.standard_normal((graph.n, 64)), dtype=torch.float32, device=device)
+    return Example(graph, None, None, float(frobenius_loss(graph, graph.l0_off, graph.l0_diag, z)))
+
+
+def _loss(model: ICGNN, ex: Example, loss: str, generator: torch.Generator) -> torch.Tensor:
+    l_off, l_diag = model(ex.graph)
+    if loss == "data":
+        value = data_loss(ex.graph, l_off, l_diag, ex.x, ex.b)
+    else:
+        z = torch.randn((ex.graph.n, 8), generator=generator, device="cpu").to(ex.graph.a_off.device)
+        value = frobenius_loss(ex.graph, l_off, l_diag, z)
+    return torch.log(value / max(ex.base, 1e-30))
+
+
+def validation_iterations(pc: LearnedIC, matrices, rtol: float = 1e-6, seed: int = 0) -> tuple[float, float]:
+    """Mean PCG iterations to ``rtol`` (b ~ N(0, I)) with the learned factor and with IC(0)."""
+    from krylearn.solvers.krylov import run_cg
+
+    from .classical import IC0
+
+    rng = np.random.default_rng(seed)
+    learned, ic0 = [], []
+    for A in matrices:
+        b = rng.standard_normal(A.shape[0])
+        maxiter = 20 * A.shape[0]
+        learned.append(run_cg(A, b, rtol=rtol, maxiter=maxiter, M=pc.setup(A)).iterations)
+        ic0.append(run_cg(A, b, rtol=rtol, maxiter=maxiter, M=IC0().setup(A)).iterations)
+    return float(np.mean(learned)), float(np.mean(ic0))
+
+
+def train(matrices, *, validation=None, family: str = "custom", loss: str = "data", epochs: int = 20,
+          lr: float = 3e-3, width: int = 16, rounds: int = 3, seed: int = 0, device="cpu",
+          show_progress: bool = False, n_pairs: int = 8, log=None) -> LearnedIC:
+    """Train an :class:`ICGNN` on SPD ``matrices``; returns the :class:`LearnedIC` with the best
+    validation epoch (the last epoch without ``validation``). The record (loss curve,
+    validation iterations, settings, wall time) is stored in ``metadata["training"]``."""
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    matrices = list(matrices)
+    if not matrices:
+        raise ValueError("need at least one training matrix")
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    start = time.perf_counter()
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    generator = torch.Generator().manual_seed(seed)
+    examples = [prepare_example(A, loss, rng, n_pairs, device) for A in matrices]
+    model = ICGNN(width=width, rounds=rounds).to(device)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs * len(examples))
+    record = {"family": family, "loss": loss, "epochs": epochs, "lr": lr, "width": width, "rounds": rounds,
+              "seed": seed, "n_train": len(examples), "n_val": len(validation or []),
+              "train_sizes": sorted({int(A.shape[0]) for A in matrices}), "loss_curve": [], "validation": []}
+    pc = LearnedIC(model, {"family": family}, device=device)
+    best = (math.inf, None, 0)
+    if validation:  # epoch 0 is IC(0) itself: the kept weights are never worse than IC(0) on validation
+        its, its_ic0 = validation_iterations(pc, validation, seed=seed)
+        record["validation"].append({"epoch": 0, "iterations": its, "iterations_ic0": its_ic0})
+        best = (its, {k: v.detach().clone() for k, v in model.state_dict().items()}, 0)
+    epoch_iter = range(1, epochs + 1)
+    if show_progress:
+        from krylearn.bench.report import progress
+
+        epoch_iter = progress(epoch_iter, f"train learned-ic [{family}, {loss} loss]", total=epochs)
+    for epoch in epoch_iter:
+        model.train()
+        order = rng.permutation(len(examples))
+        losses = []
+        for i in order:
+            optimiser.zero_grad(set_to_none=True)
+            value = _loss(model, examples[i], loss, generator)
+            value.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimiser.step()
+            scheduler.step()
+            losses.append(float(value.detach()))
+        record["loss_curve"].append(float(np.mean(losses)))
+        model.eval()
+        if validation:
+            its, its_ic0 = validation_iterations(pc, validation, seed=seed)
+            record["validation"].append({"epoch": epoch, "iterations": its, "iterations_ic0": its_ic0})
+            if its < best[0]:
+                best = (its, {k: v.detach().clone() for k, v in model.state_dict().items()}, epoch)
+        if log:
+            val = record["validation"][-1] if validation else {}
+            log(f"epoch {epoch}: mean log(loss/loss_ic0) {record['loss_curve'][-1]:.4f} {val}")
+    if best[1] is not None:
+        model.load_state_dict(best[1])
+        record["best_epoch"], record["best_validation_iterations"] = best[2], best[0]
+    record["seconds"] = time.perf_counter() - start
+    return LearnedIC(model.eval(), {"family": family, "loss": loss, "training": record}, device=device)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from krylearn.bench.spd_families import FAMILIES, TRAINING_FAMILIES, make_matrix
+
+    parser = argparse.ArgumentParser(prog="krylearn train learned-ic",
+                                     description="Train the learned incomplete-Cholesky GNN on a problem family.")
+    parser.add_argument("--family", default="diffusion2d", choices=[*TRAINING_FAMILIES, "general"],
+                        help="problem family (general: an equal mix of the four)")
+    parser.add_argument("--n-train", type=int, default=48, help="number of training matrices")
+    parser.add_argument("--n-val", type=int, default=4, help="number of validation matrices")
+    parser.add_argument("--n", type=int, default=None, help="unknowns per matrix (default: the family's training size)")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--loss", default="data", choices=LOSSES)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--width", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--name", default=None, help="model name (default: the family)")
+    parser.add_argument("--output-dir", default=str(MODELS_DIR), help="where <name>.pt and <name>.json go")
+    args = parser.parse_args(argv)
+    if args.n_train < 1 or args.n_val < 0 or args.epochs < 1:
+        parser.error("need --n-train >= 1, --n-val >= 0, --epochs >= 1")
+    torch.set_num_threads(max(1, args.threads))
+    families = TRAINING_FAMILIES if args.family == "general" else (args.family,)
+
+    def matrices(count: int, offset: int):
+        return [make_matrix(families[i % len(families)], args.n, args.seed * 10**6 + offset + i) for i in range(count)]
+
+    start = time.perf_counter()
+    train_set, val_set = matrices(args.n_train, 0), matrices(args.n_val, 500_000)
+    pc = train(train_set, validation=val_set, family=args.family, loss=args.loss, epochs=args.epochs, lr=args.lr,
+               width=args.width, rounds=args.rounds, seed=args.seed, device=args.device, show_progress=True)
+    record = pc.metadata["training"]
+    record.update(command="krylearn train learned-ic " + " ".join(sys.argv[2:] if argv is None else argv),
+                  wall_seconds=time.perf_counter() - start, torch=torch.__version__, python=platform.python_version(),
+                  threads=torch.get_num_threads(), sizes=sorted({int(A.shape[0]) for A in train_set}))
+    out = Path(args.output_dir)
+    name = args.name or args.family
+    weights = pc.save(out / f"{name}.pt")
+    (out / f"{name}.json").write_text(json.dumps(record, indent=2))
+    last = record["validation"][-1] if record["validation"] else {}
+    print(f"wrote {weights} and {out / (name + '.json')} in {record['wall_seconds']:.1f}s; "
+          f"best epoch {record.get('best_epoch')}: {record.get('best_validation_iterations')} PCG iterations "
+          f"(IC(0): {last.get('iterations_ic0')})")
+    return 0

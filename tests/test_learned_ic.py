@@ -1,0 +1,265 @@
+"""Learned incomplete Cholesky: factor structure, SPD-ness, training, model files,
+bad input, fallback and convergence on every problem family."""
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from krylearn.bench.spd_families import FAMILIES, TRAINING_FAMILIES, make_matrix
+from krylearn.preconditioners.ic_gnn import ICGNN
+from krylearn.preconditioners.learned_ic import LearnedIC, ModelFileError, cg_with_fallback, factor_graph
+from krylearn.preconditioners.learned_ic_train import _loss, main as train_main, prepare_example, train
+
+
+def random_spd(n: int, seed: int, density: float = 0.2) -> sp.csr_array:
+    rng = np.random.default_rng(seed)
+    B = sp.random_array((n, n), density=density, rng=rng, data_sampler=rng.standard_normal)
+    return sp.csr_array(B @ B.T + sp.diags_array(rng.uniform(0.1, 2.0, n)))
+
+
+def perturbed_model(seed: int = 0, scale: float = 0.5) -> LearnedIC:
+    """A network whose decoders are not zero (so it does not just return IC(0))."""
+    torch.manual_seed(seed)
+    model = ICGNN(width=8, rounds=2)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(scale * torch.randn_like(p))
+    return LearnedIC(model, {"family": "test"})
+
+
+def test_factor_has_tril_pattern_and_positive_diagonal():
+    A = make_matrix("heat_fem", 300, seed=3)
+    L = perturbed_model().predict_factor(A)
+    T = sp.csr_array(sp.tril(A, format="csr"))
+    assert L.shape == A.shape
+    assert np.array_equal(L.indptr, T.indptr) and np.array_equal(L.indices, T.indices)
+    last = L.indptr[1:] - 1
+    assert np.array_equal(L.indices[last], np.arange(A.shape[0]))  # diagonal stored last in every row
+    assert np.all(L.data[last] > 0) and np.all(np.isfinite(L.data))
+
+
+def test_untrained_network_reproduces_ic0():
+    from krylearn.preconditioners import IC0
+
+    A = make_matrix("diffusion2d", 256, seed=1)
+    L = LearnedIC(ICGNN(), {"family": "test"}).predict_factor(A)
+    L0 = IC0().setup(A).L
+    np.testing.assert_allclose(L.data, np.asarray(L0.data), rtol=2e-6, atol=1e-12)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(1, 40), seed=st.integers(0, 10_000), density=st.floats(0.02, 0.5))
+def test_preconditioner_is_spd_on_random_spd_input(n, seed, density):
+    A = random_spd(n, seed, density)
+    L = perturbed_model(seed % 5, scale=1.0).predict_factor(A).toarray()
+    M = L @ L.T
+    np.testing.assert_allclose(M, M.T, rtol=0, atol=1e-12 * np.abs(M).max())
+    assert np.linalg.eigvalsh(M).min() > 0
+
+
+def test_few_training_steps_reduce_both_losses():
+    matrices = [make_matrix("diffusion2d", 144, seed=s) for s in range(2)]
+    for loss in ("data", "frobenius"):
+        pc = train(matrices, loss=loss, epochs=4, lr=5e-3, width=8, rounds=2, seed=0)
+        ex = prepare_example(matrices[0], loss, np.random.default_rng(1))
+        with torch.no_grad():
+            value = float(_loss(pc.model, ex, loss, torch.Generator().manual_seed(0)))
+        assert value < -0.05, (loss, value)  # log(loss / loss at IC(0)) clearly negative
+        curve = pc.metadata["training"]["loss_curve"]
+        assert curve[-1] < curve[0] or curve[0] < -0.05
+
+
+def test_save_load_round_trip_is_bit_exact(tmp_path):
+    pc = perturbed_model(2)
+    path = pc.save(tmp_path / "m.pt")
+    back = LearnedIC.load(path)
+    for (k, v), (k2, v2) in zip(pc.model.state_dict().items(), back.model.state_dict().items()):
+        assert k == k2 and torch.equal(v, v2)
+    A = make_matrix("diffusion3d", 216, seed=0)
+    assert np.array_equal(pc.predict_factor(A).data, back.predict_factor(A).data)
+    assert back.metadata["family"] == "test"
+
+
+def test_tampered_truncated_and_foreign_model_files(tmp_path):
+    pc = perturbed_model(3)
+    path = pc.save(tmp_path / "m.pt")
+    raw = path.read_bytes()
+    (tmp_path / "trunc.pt").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ModelFileError, match="truncated|not a readable"):
+        LearnedIC.load(tmp_path / "trunc.pt")
+    with pytest.raises(ModelFileError, match="family"):
+        LearnedIC.load(path, family="diffusion2d")
+    # change one weight but keep the checksum: detected
+    payload = torch.load(path, weights_only=True)
+    key = next(iter(payload["state_dict"]))
+    payload["state_dict"][key] = payload["state_dict"][key] + 1e-3
+    torch.save(payload, tmp_path / "tampered.pt")
+    with pytest.raises(ModelFileError, match="checksum"):
+        LearnedIC.load(tmp_path / "tampered.pt")
+    # another feature layout (checksum recomputed honestly): rejected by name
+    from krylearn.preconditioners.learned_ic import _checksum
+
+    meta = json.loads(payload["metadata"])
+    meta["feature_layout"] = "something-else/v0"
+    payload = torch.load(path, weights_only=True)
+    payload["metadata"] = json.dumps(meta)
+    payload["sha256"] = _checksum(payload["metadata"], payload["state_dict"])
+    torch.save(payload, tmp_path / "layout.pt")
+    with pytest.raises(ModelFileError, match="feature layout"):
+        LearnedIC.load(tmp_path / "layout.pt")
+    # a pickle that would run code is refused by weights_only loading
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    (tmp_path / "evil.pt").write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(ModelFileError):
+        LearnedIC.load(tmp_path / "evil.pt")
+    with pytest.raises(ValueError, match="no shipped learned-IC model"):
+        LearnedIC.from_pretrained("no-such-model")
+
+
+def test_bad_input_is_rejected_clearly():
+    pc = perturbed_model()
+    A = make_matrix("diffusion2d", 64, seed=0).tolil()
+    A[0, 1] = A[0, 1] + 0.5
+    with pytest.raises(ValueError, match="symmetric positive definite.*not symmetric"):
+        pc.setup(A.tocsr())
+    A = make_matrix("diffusion2d", 64, seed=0).tolil()
+    A[3, 3] = -1.0
+    with pytest.raises(ValueError, match="negative"):
+        pc.setup(A.tocsr())
+    A[3, 3] = 0.0
+    with pytest.raises(ValueError, match="zero or negative"):
+        pc.setup(A.tocsr())
+    with pytest.raises(ValueError):
+        pc.setup(sp.csr_array(np.ones((2, 3))))
+
+
+def test_indefinite_matrix_is_not_silently_solved():
+    """Positive diagonal but indefinite: the fallback-aware solve reports failure, never a false success."""
+    A = sp.csr_array(np.array([[1.0, 2.0], [2.0, 1.0]]))
+    res = cg_with_fallback(A, np.array([1.0, 0.0]), M=perturbed_model(), rtol=1e-10, maxiter=50)
+    true = np.linalg.norm(np.array([1.0, 0.0]) - A @ res.x)
+    assert res.converged is False or true <= 1e-8
+
+
+def test_n_equals_one():
+    A = sp.csr_array(np.array([[4.0]]))
+    pc = perturbed_model().setup(A)
+    assert pc.L.shape == (1, 1) and pc.L.data[0] > 0
+    z = pc.apply(np.array([2.0]))
+    assert np.isfinite(z).all() and z[0] > 0
+
+
+def test_nonfinite_network_output_falls_back_to_ic0():
+    pc = perturbed_model()
+    with torch.no_grad():
+        pc.model.node_decoder[-1].bias.fill_(float("nan"))
+    A = make_matrix("diffusion2d", 100, seed=0)
+    with pytest.warns(RuntimeWarning, match="falling back to ic0"):
+        pc.setup(A)
+    assert pc.fallback == "ic0"
+    from krylearn import cg
+
+    b = np.ones(A.shape[0])
+    x, info = cg(A, b, M=pc, rtol=1e-10)
+    assert info == 0 and np.linalg.norm(b - A @ x) <= 1e-8 * np.linalg.norm(b)
+
+
+def test_cg_with_fallback_reruns_and_never_returns_worse():
+    A = make_matrix("diffusion2d", 400, seed=5)
+    b = np.random.default_rng(0).standard_normal(A.shape[0])
+    with pytest.warns(RuntimeWarning, match="did not converge"):
+        res = cg_with_fallback(A, b, M=perturbed_model(), rtol=1e-8, maxiter=3)
+    assert res.details["fallback"] in ("ic0", "ssor") and res.iterations > 3
+    res_ok = cg_with_fallback(A, b, M=LearnedIC.from_pretrained("diffusion2d"), rtol=1e-8)
+    assert res_ok.converged and np.linalg.norm(b - A @ res_ok.x) <= 1e-7 * np.linalg.norm(b)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_shipped_models_reach_true_residual_on_every_family(family):
+    """Each family (training and hold-out) with its model (hold-outs: their training family's)."""
+    from krylearn import cg
+
+    model = next((f for f in TRAINING_FAMILIES if FAMILIES[f].holdout == family), family)
+    A = make_matrix(family, 400 if "synthetic" not in family else 300, seed=7)
+    b = np.random.default_rng(7).standard_normal(A.shape[0])
+    pc = LearnedIC.from_pretrained(model).setup(A)
+    assert pc.fallback is None
+    x, info = cg(A, b, M=pc, rtol=1e-8, maxiter=20 * A.shape[0])
+    assert info == 0
+    assert np.linalg.norm(b - A @ x) <= 1e-7 * np.linalg.norm(b)
+
+
+def test_solve_with_learned_name_and_scipy_operator():
+    import krylearn
+
+    A = make_matrix("diffusion2d", 400, seed=11)
+    b = np.ones(A.shape[0])
+    result = krylearn.solve(A, b, M="learned", rtol=1e-8)
+    assert result.converged and np.linalg.norm(b - A @ result.x) <= 1e-7 * np.linalg.norm(b)
+    result = krylearn.solve(A, b, M="learned:diffusion2d", rtol=1e-8)
+    assert result.converged
+    from scipy.sparse.linalg import cg as scipy_cg
+
+    op = LearnedIC.from_pretrained("diffusion2d").setup(A).as_linear_operator()
+    x, info = scipy_cg(A, b, M=op, rtol=1e-8)
+    assert info == 0
+
+
+def test_feature_graph_is_jacobi_scale_invariant():
+    A = make_matrix("heat_fem", 200, seed=2)
+    d = sp.diags_array(np.random.default_rng(0).uniform(0.1, 10.0, A.shape[0]))
+    g1, _, _ = factor_graph(A)
+    g2, _, _ = factor_graph(d @ A @ d)
+    torch.testing.assert_close(g1.node_features, g2.node_features, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(g1.edge_features, g2.edge_features, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_families_are_seeded_spd(family):
+    A = make_matrix(family, 200, seed=4)
+    B = make_matrix(family, 200, seed=4)
+    assert (A != B).nnz == 0 and (abs(A - A.T) > 1e-12 * abs(A).max()).nnz == 0
+    assert np.all(A.diagonal() > 0)
+    assert np.linalg.eigvalsh(A.toarray()).min() > 0
+
+
+def test_training_command_writes_weights_and_record(tmp_path, capsys):
+    rc = train_main(["--family", "diffusion2d", "--n", "100", "--n-train", "2", "--n-val", "1", "--epochs", "2",
+                     "--width", "8", "--rounds", "2", "--threads", "1", "--name", "tiny",
+                     "--output-dir", str(tmp_path)])
+    assert rc == 0
+    record = json.loads((tmp_path / "tiny.json").read_text())
+    assert len(record["loss_curve"]) == 2 and [v["epoch"] for v in record["validation"]] == [0, 1, 2]
+    assert record["family"] == "diffusion2d" and record["loss"] == "data"
+    pc = LearnedIC.load(tmp_path / "tiny.pt", family="diffusion2d")
+    assert pc.metadata["training"]["epochs"] == 2
+
+
+@pytest.mark.slow
+def test_benchmark_suite_quick(tmp_path):
+    from krylearn.bench.suite_learned import main as bench_main
+
+    rc = bench_main(["--quick", "--families", "diffusion2d", "synthetic", "--results", str(tmp_path)])
+    assert rc == 0
+    rows = json.loads((tmp_path / "learned" / "learned_ic.json").read_text())["rows"]
+    assert {r["pc"] for r in rows} == {"none", "jacobi", "ssor", "ic0", "amg", "learned"}
+    assert all(r["true_relres"] <= 1e-7 for r in rows if r["pc"] == "learned")
+
+
+def test_warnings_free_prediction_on_shipped_model():
+    A = make_matrix("diffusion2d", 256, seed=9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        LearnedIC.from_pretrained().setup(A)
