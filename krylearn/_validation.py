@@ -87,6 +87,13 @@ def as_csr(A, dtype=None) -> sp.csr_array:
     return out
 
 
+def is_symmetric(csr: sp.csr_array, rtol: float = 1e-12) -> bool:
+    """max |A - A^T| <= rtol max |A| (for a canonical CSR)."""
+    scale = float(np.abs(csr.data).max(initial=0.0))
+    asym = abs(csr - csr.T)
+    return asym.nnz == 0 or float(asym.max()) <= rtol * scale
+
+
 def as_kernel_matrix(csr: sp.csr_array):
     """Wrap a canonical CSR (from :func:`as_csr`) as a ``_kernels.CsrMatrix`` sharing its arrays."""
     from . import _kernels

@@ -31,7 +31,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import maximum_bipartite_matching
 from scipy.sparse.linalg import LinearOperator, MatrixRankWarning, splu
 
-from ._validation import as_kernel_matrix, check_maxiter, check_tolerances
+from ._validation import as_kernel_matrix, check_maxiter, check_tolerances, is_symmetric
 from .preconditioners.base import make_preconditioner
 from .result import SolveResult
 from .solvers.krylov import LinearSystem, initial_guess, linear_system, run_bicgstab, run_cg, run_gmres, run_minres
@@ -78,10 +78,7 @@ class Equilibration:
 
 def classify(csr: sp.csr_array) -> str:
     """"spd" (symmetric, positive diagonal: CG is worth trying), "symmetric" or "general"."""
-    scale = float(np.abs(csr.data).max(initial=0.0))
-    asym = abs(csr - csr.T)
-    symmetric = asym.nnz == 0 or float(asym.max()) <= 1e-12 * scale
-    if not symmetric:
+    if not is_symmetric(csr):
         return "general"
     return "spd" if np.all(csr.diagonal() > 0) else "symmetric"
 
@@ -208,8 +205,7 @@ def _iterate(progress: _Progress, eq: Equilibration | None, candidate: Candidate
             if candidate.method in ("gmres", "fgmres"):
                 options["callback_type"] = "x"
         res = KRYLOV[candidate.method](dataclasses.replace(inner, b=rhs), None, None,
-                                       rtol=0.5 * progress.tol / progress.rnorm, atol=0.0,
-                                       maxiter=budget - log["iterations"], M=pc, callback=wrapped, **options)
+                                       rtol=0.5 * progress.tol / progress.rnorm, maxiter=budget - log["iterations"], M=pc, callback=wrapped, **options)
         log["iterations"] += res.iterations
         log["info"] = res.info
         histories.append(res.residuals)

@@ -28,7 +28,7 @@ class Jacobi(Preconditioner):
 
 
 class SSOR(Preconditioner):
-    """Symmetric SOR: M = (D/w + L) (D/w)^{-1} (D/w + U) / (w (2 - w)), 0 < omega < 2."""
+    """Symmetric SOR: M = (D/w + L) (D/w)^{-1} (D/w + U) / (2 - w), 0 < omega < 2."""
 
     name = "ssor"
 

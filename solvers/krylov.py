@@ -4,7 +4,10 @@
 :class:`~krylearn.result.SolveResult`; ``cg``, ``gmres``, ``bicgstab``,
 ``minres`` are drop-in replacements for ``scipy.sparse.linalg`` (same
 arguments, defaults and ``(x, info)`` return; info 0 converged, > 0 iteration
-limit, < 0 breakdown). All stop when ||b - A x|| <= max(atol, rtol ||b||).
+limit, < 0 breakdown). All stop when ||b - A x|| <= max(atol, rtol ||b||)
+for the recursively updated residual; unlike SciPy, the true residual is
+checked once at the end, and a "converged" result whose true residual is more
+than ``TRUE_RESIDUAL_SLACK`` times the tolerance is reported as not converged.
 
 A may be any SciPy sparse matrix/array, a dense array or a LinearOperator
 (matrix-free: its matvec is called from the native loop); the ``run_*``
@@ -33,9 +36,16 @@ from krylearn._validation import (
     check_tolerances,
     check_vector,
     float_dtype,
+    is_symmetric,
 )
 from krylearn.preconditioners.base import Preconditioner, make_preconditioner
 from krylearn.result import SolveResult
+
+
+# The loops stop on the recursively updated residual; a result is reported as
+# converged only if the true residual ||b - A x|| is within this factor of the
+# tolerance too (rounding lets the two drift apart on ill-conditioned systems).
+TRUE_RESIDUAL_SLACK = 10.0
 
 
 @dataclass
@@ -51,9 +61,11 @@ class LinearSystem:
     def matvec(self, x: np.ndarray) -> np.ndarray:
         return self.csr @ x if self.csr is not None else self.operator(x)
 
-    def residual_norm(self, x: np.ndarray) -> float:
-        """True residual ||b - A x|| in float64."""
+    def residual_norm(self, x: np.ndarray, shift: float = 0.0) -> float:
+        """True residual ||b - (A - shift I) x|| in float64."""
         r = self.b.astype(np.float64) - np.asarray(self.matvec(x), dtype=np.float64)
+        if shift:
+            r += shift * x
         return float(np.linalg.norm(r))
 
 
@@ -101,7 +113,7 @@ def _loop_preconditioner(pc: Preconditioner | None, dtype):
     return lambda r: np.ascontiguousarray(pc.apply(r), dtype=dtype)
 
 
-def _run(method: str, loop, A, b, x0, M, rtol, atol, maxiter, default_maxiter, extra=()) -> SolveResult:
+def _run(method: str, loop, A, b, x0, M, rtol, atol, maxiter, default_maxiter, shift=0.0) -> SolveResult:
     start = time.perf_counter()
     rtol, atol = check_tolerances(rtol, atol)
     system = A if isinstance(A, LinearSystem) else linear_system(A, b)  # wrappers validate once
@@ -114,8 +126,15 @@ def _run(method: str, loop, A, b, x0, M, rtol, atol, maxiter, default_maxiter, e
     if bnorm == 0.0:  # SciPy: x = 0 exactly, converged, whatever x0 was
         return SolveResult(np.zeros(system.n, dtype=system.dtype), True, 0, np.zeros(1), 0,
                            time.perf_counter() - start, method, pc_name, {"setup_seconds": setup_seconds})
-    iterations, info, residuals = loop(system, x, _loop_preconditioner(pc, system.dtype), rtol, atol, maxiter, *extra)
-    details = {"setup_seconds": setup_seconds, "bnorm": bnorm}
+    if maxiter == 0:  # nothing to iterate; SciPy would report info 0 even when x0 is not a solution
+        r0 = system.residual_norm(x, shift)
+        iterations, info, residuals = 0, int(r0 > max(atol, rtol * bnorm)), [r0]
+    else:
+        iterations, info, residuals = loop(system, x, _loop_preconditioner(pc, system.dtype), rtol, atol, maxiter)
+    true_residual = system.residual_norm(x, shift)
+    details = {"setup_seconds": setup_seconds, "bnorm": bnorm, "true_residual": true_residual}
+    if int(info) == 0 and true_residual > TRUE_RESIDUAL_SLACK * max(atol, rtol * bnorm):
+        info = max(int(iterations), 1)  # the recursive residual converged, the true one did not
     if pc is not None and getattr(pc, "shift", None):
         details["shift"] = pc.shift
     return SolveResult(x, int(info) == 0, int(iterations), np.asarray(residuals, dtype=np.float64), int(info),
@@ -127,10 +146,13 @@ def _as_shape(system: LinearSystem) -> LinearOperator:
 
 
 def run_cg(A, b, x0=None, *, rtol=1e-5, atol=0.0, maxiter=None, M=None, callback=None) -> SolveResult:
-    """Preconditioned CG for SPD A (and SPD M). info -1: p^T A p <= 0 (A not SPD),
+    """Preconditioned CG for SPD A (and SPD M). info -1: A not symmetric (checked up front for explicit
+    matrices; no iterations are done) or p^T A p <= 0 (A not SPD),
     -2: r^T M^{-1} r <= 0 (M not SPD), -3: other breakdown. maxiter default 10 n."""
 
     def loop(system, x, m, rtol, atol, maxiter):
+        if system.csr is not None and not is_symmetric(system.csr):
+            return 0, -1, [system.residual_norm(x)]  # CG's theory needs A = A^T; do not iterate
         return _kernels.cg(system.operator, system.b, x, m, rtol, atol, maxiter, callback)
 
     return _run("cg", loop, A, b, x0, M, rtol, atol, maxiter, lambda n: 10 * n)
@@ -158,8 +180,9 @@ def run_gmres(A, b, x0=None, *, rtol=1e-5, atol=0.0, restart=20, maxiter=None, M
         raise ValueError(f"Unknown callback_type: {callback_type!r}")
 
     def loop(system, x, m, rtol, atol, maxiter):
+        native_type = "x" if callback_type == "x" else "pr_norm"  # "legacy" only changes maxiter's unit
         return _kernels.gmres(system.operator, system.b, x, m, min(int(restart), system.n), rtol, atol, maxiter,
-                              callback, callback_type, bool(flexible))
+                              callback, native_type, bool(flexible))
 
     result = _run("fgmres" if flexible else "gmres", loop, A, b, x0, M, rtol, atol, maxiter, lambda n: 10 * n)
     result.details["restart"] = int(restart)
@@ -175,7 +198,7 @@ def run_minres(A, b, x0=None, *, rtol=1e-5, shift=0.0, maxiter=None, M=None, cal
     def loop(system, x, m, rtol, atol, maxiter):
         return _kernels.minres(system.operator, system.b, x, m, shift, rtol, maxiter, callback)
 
-    return _run("minres", loop, A, b, x0, M, rtol, 0.0, maxiter, lambda n: 5 * n)
+    return _run("minres", loop, A, b, x0, M, rtol, 0.0, maxiter, lambda n: 5 * n, shift)
 
 
 # ---------------------------------------------------------------- SciPy-compatible
@@ -202,7 +225,7 @@ def _scipy_return(name: str, result: SolveResult, info_on_limit: int) -> tuple[n
         info = info_on_limit
     elif info < 0:
         reason = {
-            -1: "the matrix is not symmetric positive definite (p^T A p <= 0)",
+            -1: "the matrix is not symmetric positive definite (A != A^T or p^T A p <= 0); use gmres or bicgstab",
             -2: "the preconditioner is not symmetric positive definite (r^T M r <= 0)",
         }.get(info, "breakdown (division by ~0 or non-finite values)")
         warnings.warn(f"krylearn.{name} stopped at iteration {result.iterations}: {reason}; "
@@ -248,7 +271,7 @@ def gmres(A, b, x0=None, *, rtol=1e-5, atol=0.0, restart=None, maxiter=None, M=N
     inner = cycles if legacy else cycles * min(int(restart), system.n)
     result = run_gmres(system, None, x0, rtol=rtol, atol=atol, restart=restart, maxiter=inner, M=pc, callback=callback,
                        callback_type=callback_type)
-    return _scipy_return("gmres", result, cycles)
+    return _scipy_return("gmres", result, max(cycles, 1))
 
 
 def minres(A, b, x0=None, *, rtol=1e-5, shift=0.0, maxiter=None, M=None, callback=None, show=False,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
-from conftest import poisson2d
+from krylearn.bench.problems import poisson2d
 
 import krylearn
 
@@ -149,7 +149,7 @@ def test_callbacks_receive_iterates(solver):
 
 
 def test_float32_in_float32_out(rng):
-    A = poisson2d(12, dtype=np.float32)
+    A = poisson2d(12).astype(np.float32)
     b = rng.standard_normal(A.shape[0]).astype(np.float32)
     x_ref, _ = spla.cg(A, b)
     x, info = krylearn.cg(A, b)

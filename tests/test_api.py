@@ -1,0 +1,218 @@
+"""krylearn.solve: automatic choice, fallbacks, true-residual guarantee, extension points."""
+from __future__ import annotations
+
+import sys
+import types
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+import krylearn
+from krylearn.bench.problems import poisson2d
+from krylearn.result import SolveResult
+
+
+def convection_diffusion(m: int, wind: float = 0.4) -> sp.csr_array:
+    t = sp.diags_array([-np.ones(m - 1) - wind, 2 * np.ones(m), -np.ones(m - 1) + wind], offsets=[-1, 0, 1])
+    eye = sp.eye_array(m)
+    return sp.csr_array(sp.kron(eye, t) + sp.kron(t, eye))
+
+
+def true_relative_residual(A, x, b) -> float:
+    return float(np.linalg.norm(b - A @ x) / np.linalg.norm(b))
+
+
+def check_against_spsolve(A, result, b, rtol, error_factor):
+    x_direct = spla.spsolve(sp.csc_array(A), b)
+    assert result.converged and result.info == 0
+    assert true_relative_residual(A, result.x, b) <= rtol
+    assert np.linalg.norm(result.x - x_direct) <= error_factor * rtol * np.linalg.norm(x_direct)
+
+
+def test_spd_picks_cg_and_matches_spsolve(rng):
+    A = poisson2d(30)
+    b = rng.standard_normal(A.shape[0])
+    result = krylearn.solve(A, b, rtol=1e-10)
+    assert result.method == "cg" and result.preconditioner == "ic0"
+    check_against_spsolve(A, result, b, 1e-10, 1e3)  # cond(A) ~ 400
+    assert result.details["kind"] == "spd"
+    assert isinstance(result, SolveResult) and result.seconds > 0 and result.residuals[0] > 0
+
+
+def test_nonsymmetric_picks_gmres_or_bicgstab(rng):
+    A = convection_diffusion(25)
+    b = rng.standard_normal(A.shape[0])
+    result = krylearn.solve(A, b)
+    assert result.method in ("gmres", "bicgstab")
+    check_against_spsolve(A, result, b, 1e-8, 1e4)
+
+
+def test_symmetric_indefinite_picks_minres(rng):
+    A = sp.csr_array(poisson2d(15) - 5.0 * sp.eye_array(225))  # negative diagonal, indefinite
+    b = rng.standard_normal(225)
+    result = krylearn.solve(A, b, rtol=1e-9)
+    assert result.method == "minres" and result.details["kind"] == "symmetric"
+    check_against_spsolve(A, result, b, 1e-9, 1e4)
+
+
+def test_cg_breakdown_switches_to_minres(rng):
+    A = sp.csr_array(poisson2d(15) - 1.5 * sp.eye_array(225))  # positive diagonal but indefinite
+    b = rng.standard_normal(225)
+    result = krylearn.solve(A, b, rtol=1e-9)
+    attempts = result.details["attempts"]
+    assert attempts[0]["method"] == "cg" and attempts[0]["info"] < 0
+    assert result.method == "minres"
+    check_against_spsolve(A, result, b, 1e-9, 1e4)
+
+
+def test_direct_fallback_and_attempt_log(rng):
+    A = convection_diffusion(20)
+    b = rng.standard_normal(A.shape[0])
+    result = krylearn.solve(A, b, maxiter=2)  # too few iterations for any Krylov attempt
+    assert result.converged and result.method == "direct"
+    assert len(result.details["attempts"]) >= 2
+    assert all(not a["converged"] for a in result.details["attempts"][:-1])
+    assert true_relative_residual(A, result.x, b) <= 1e-8
+
+
+def test_no_fallback_reports_failure(rng):
+    A = convection_diffusion(20)
+    b = rng.standard_normal(A.shape[0])
+    with pytest.warns(RuntimeWarning, match="did not reach"):
+        result = krylearn.solve(A, b, method="gmres", M="none", maxiter=3, fallback=False)
+    assert not result.converged and result.info > 0 and len(result.details["attempts"]) == 1
+
+
+def test_explicit_method_and_preconditioner(rng):
+    A = poisson2d(20)
+    b = rng.standard_normal(A.shape[0])
+    for method, M in [("bicgstab", "jacobi"), ("gmres", "ilu0"), ("cg", "amg"), ("minres", "none"),
+                      ("fgmres", "ssor")]:
+        result = krylearn.solve(A, b, method=method, M=M)
+        assert result.converged and result.method == method and result.preconditioner.startswith(M)
+        assert true_relative_residual(A, result.x, b) <= 1e-8
+    result = krylearn.solve(A, b, method="direct")
+    assert result.method == "direct" and true_relative_residual(A, result.x, b) <= 1e-8
+
+
+def test_user_preconditioner_object_and_operator(rng):
+    A = poisson2d(20)
+    b = rng.standard_normal(A.shape[0])
+    d = A.diagonal()
+    for M in (krylearn.IC0().setup(A), spla.LinearOperator(A.shape, matvec=lambda r: r / d)):
+        result = krylearn.solve(A, b, M=M)
+        assert result.converged and result.method == "cg"
+        assert result.details["equilibrated"] is False
+
+
+def test_relaxation_methods(rng):
+    A = poisson2d(8)
+    b = rng.standard_normal(64)
+    for method in ("sor", "ssor"):
+        result = krylearn.solve(A, b, method=method, omega=1.5, rtol=1e-8)
+        assert result.converged and result.method == method
+        assert true_relative_residual(A, result.x, b) <= 1e-8
+
+
+def test_sor_solver(rng):
+    A = poisson2d(8)
+    b = rng.standard_normal(64)
+    gs = krylearn.sor(A, b, omega=1.0)
+    over = krylearn.sor(A, b, omega=1.6)
+    assert gs.converged and over.converged and over.iterations < gs.iterations
+    assert true_relative_residual(A, over.x, b) <= 1e-8
+    with pytest.raises(ValueError, match="omega"):
+        krylearn.sor(A, b, omega=2.0)
+    limited = krylearn.sor(A, b, maxiter=3)
+    assert not limited.converged and limited.info > 0
+
+
+def test_x0_already_solution_and_callback(rng):
+    A = poisson2d(10)
+    x_true = rng.standard_normal(100)
+    b = A @ x_true
+    result = krylearn.solve(A, b, x0=x_true)
+    assert result.converged and result.iterations == 0
+    seen = []
+    result = krylearn.solve(convection_diffusion(10), b, callback=lambda xk: seen.append(xk.copy()))
+    assert result.converged and seen and seen[-1].shape == (100,)
+
+
+def test_matrix_free_solve(rng):
+    A = convection_diffusion(12)
+    op = spla.LinearOperator(A.shape, matvec=lambda v: A @ v, dtype=np.float64)
+    b = rng.standard_normal(A.shape[0])
+    result = krylearn.solve(op, b)
+    assert result.converged and true_relative_residual(A, result.x, b) <= 1e-8
+
+
+def test_float32_system(rng):
+    A = poisson2d(16).astype(np.float32)
+    b = rng.standard_normal(256).astype(np.float32)
+    result = krylearn.solve(A, b, rtol=1e-5)
+    assert result.converged and result.x.dtype == np.float32
+    assert true_relative_residual(A.astype(np.float64), result.x.astype(np.float64), b) <= 1e-5
+
+
+def test_atol_only(rng):
+    A = poisson2d(10)
+    b = rng.standard_normal(100)
+    result = krylearn.solve(A, b, rtol=0.0, atol=1e-6)
+    assert result.converged and np.linalg.norm(b - A @ result.x) <= 1e-6
+
+
+def test_extension_points_dispatch(monkeypatch, rng):
+    A = poisson2d(6)
+    b = rng.standard_normal(36)
+    calls = {}
+
+    def solve_dcdm(A, b, *, grid=None, rtol, atol, maxiter, x0, callback, **kwargs):
+        calls["dcdm"] = (grid, rtol, kwargs)
+        return "dcdm-result"
+
+    monkeypatch.setitem(sys.modules, "krylearn.solvers.dcdm", types.SimpleNamespace(solve_dcdm=solve_dcdm))
+    assert krylearn.solve(A, b, method="dcdm", grid=(6, 6), model="tiny") == "dcdm-result"
+    assert calls["dcdm"] == ((6, 6), 1e-8, {"model": "tiny"})
+
+    class Tuner:
+        def solve(self, A, b, **kwargs):
+            calls["tuner"] = kwargs
+            return "tuned"
+
+    assert krylearn.solve(A, b, method="sor", tuner=Tuner(), context=3) == "tuned"
+    assert calls["tuner"]["context"] == 3 and calls["tuner"]["method"] == "sor"
+    with pytest.raises(ValueError, match="tuner"):
+        krylearn.solve(A, b, method="sor", omega="bandit")
+
+    class FakeLearnedIC(krylearn.CholeskyFactor):
+        @classmethod
+        def from_pretrained(cls, name="default"):
+            calls["learned"] = name
+            return cls(sp.csr_array(np.linalg.cholesky(A.toarray())))
+
+    monkeypatch.setitem(sys.modules, "krylearn.preconditioners.learned_ic", types.SimpleNamespace(LearnedIC=FakeLearnedIC))
+    result = krylearn.solve(A, b, method="cg", M="learned:poisson")
+    assert calls["learned"] == "poisson" and result.converged and result.iterations <= 2
+
+    class Mat:  # stands in for a petsc4py Mat: dispatch is by the type's module
+        pass
+
+    Mat.__module__ = "petsc4py.PETSc"
+    monkeypatch.setitem(sys.modules, "krylearn.petsc", types.SimpleNamespace(solve=lambda A, b, **k: ("petsc", k["rtol"])))
+    monkeypatch.setattr(krylearn, "petsc", sys.modules["krylearn.petsc"], raising=False)
+    assert krylearn.solve(Mat(), b, rtol=1e-6) == ("petsc", 1e-6)
+
+
+def test_spd_needing_ic_shift_still_solves():
+    rng = np.random.default_rng(5)
+    n = 300
+    B = sp.random_array((n, n), density=0.02, random_state=rng)
+    A = sp.csr_array(B @ B.T + 1e-2 * sp.eye_array(n))  # SPD, not an M-matrix
+    b = rng.standard_normal(n)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = krylearn.solve(A, b)
+    assert result.converged and true_relative_residual(A, result.x, b) <= 1e-8
