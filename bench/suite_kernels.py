@@ -1,0 +1,285 @@
+"""``krylearn bench --suite kernels``: time per CG iteration, native vs SciPy vs PETSc.
+
+Same matrix, same b (seeded N(0, I)), x0 = 0 and a fixed iteration count K
+(rtol = atol = 0; PETSc with KSP_NORM_NONE, i.e. no convergence test) in one
+run, best of a few repetitions:
+
+- CG: krylearn's native loop ``_kernels.cg`` vs ``scipy.sparse.linalg.cg``
+  (best of 1 and the default number of OpenBLAS threads) vs PETSc KSPCG;
+- SSOR-PCG (omega = 1) vs PETSc PCSOR (symmetric sweep), IC(0)-PCG vs
+  PETSc PCICC (level 0).
+
+Plain CG also gets achieved GB/s under the byte model "matrix once
+(values + column indices + row pointers) + 7 vectors of n doubles per
+iteration", next to the copy bandwidth of a large ``np.copyto`` measured in
+the same run (read + write bytes / time), and a per-iteration breakdown of
+the native kernels (SpMV, dot, axpy, preconditioner apply) against SciPy's
+SpMV and PETSc's MatMult. Targets are reported as ratios.
+
+NumPy is slowed on some processors by OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE;
+to be fair to SciPy a full run re-executes itself once without both
+(``--keep-blas-env`` or ``--quick`` keep the environment as it is).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from . import problems as gen
+from .baselines import blas_threads, petsc_ksp, petsc_matrix, petsc_or_reason
+from .report import print_table, progress, results_dir, write_rows
+
+BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+REEXEC_MARK = "KRYLEARN_KERNELS_REMOVED_ENV"
+VECTORS_PER_ITERATION = 7
+
+
+def suite_problems(quick: bool) -> list[tuple[str, Callable[[], sp.csr_array]]]:
+    if quick:
+        return [("poisson2d_64^2", lambda: gen.poisson2d(64)), ("poisson3d_16^3", lambda: gen.poisson3d(16))]
+    return [(f"poisson2d_{m}^2", lambda m=m: gen.poisson2d(m)) for m in (256, 512, 1024)] + [
+        ("poisson3d_64^3", lambda: gen.poisson3d(64))]
+
+
+def iteration_counts(nnz: int, quick: bool) -> tuple[int, int]:
+    """(K for CG, K for PCG): about 0.2-0.4 s of work per run, and few enough PCG
+    iterations that the residual stays far above round-off (no breakdown)."""
+    if quick:
+        return 60, 30
+    return int(np.clip(2e8 / nnz, 40, 300)), int(np.clip(1e8 / nnz, 20, 100))
+
+
+def cg_bytes(A: sp.csr_array) -> int:
+    """Byte model of one CG iteration: the matrix once plus 7 vectors of n doubles."""
+    return A.data.nbytes + A.indices.nbytes + A.indptr.nbytes + VECTORS_PER_ITERATION * 8 * A.shape[0]
+
+
+def copy_bandwidth(n_doubles: int = 1 << 24, repeats: int = 5) -> float:
+    """Best ``np.copyto`` bandwidth over ``repeats`` copies of ``n_doubles`` (GB/s, read + write)."""
+    src = np.ones(n_doubles)
+    dst = np.zeros(n_doubles)
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.copyto(dst, src)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * src.nbytes / best / 1e9
+
+
+def best_per_iteration(run: Callable[[], tuple[float, int]], repeats: int) -> tuple[float, int]:
+    """Run ``run() -> (seconds, iterations)`` ``repeats`` times; best seconds per iteration and the count."""
+    best, count = math.inf, 0
+    for _ in range(repeats):
+        seconds, iterations = run()
+        if iterations > 0 and seconds / iterations < best:
+            best, count = seconds / iterations, iterations
+    return best, count
+
+
+def _native_cg(A_kernel, b: np.ndarray, M, K: int) -> Callable[[], tuple[float, int]]:
+    from krylearn import _kernels
+
+    def run():
+        x = np.zeros_like(b)
+        t0 = time.perf_counter()
+        iterations, _, _ = _kernels.cg(A_kernel, b, x, M, 0.0, 0.0, K, None)
+        return time.perf_counter() - t0, int(iterations)
+
+    return run
+
+
+def _scipy_cg(A: sp.csr_array, b: np.ndarray, K: int) -> Callable[[], tuple[float, int]]:
+    def run():
+        count = [0]
+
+        def tick(_):
+            count[0] += 1
+
+        t0 = time.perf_counter()
+        spla.cg(A, b, rtol=0.0, atol=0.0, maxiter=K, callback=tick)
+        return time.perf_counter() - t0, count[0]
+
+    return run
+
+
+def _petsc_cg(PETSc, mat, b: np.ndarray, pc: str, K: int):
+    ksp = petsc_ksp(PETSc, mat, "cg", pc, rtol=0.0, maxiter=K, norm="none")
+    ksp.setUp()
+    bv, xv = mat.createVecs()
+    bv.setArray(b)
+
+    def run():
+        t0 = time.perf_counter()
+        ksp.solve(bv, xv)
+        return time.perf_counter() - t0, int(ksp.getIterationNumber())
+
+    return run
+
+
+def _best_time(fn: Callable[[], Any], repeats: int) -> float:
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def breakdown(name: str, A: sp.csr_array, A_kernel, preconditioners: dict[str, Any], PETSc, mat,
+              native_cg_ms: float, repeats: int = 20) -> dict[str, Any]:
+    """Milliseconds of the pieces of one CG iteration (native SpMV, dot, axpy and
+    preconditioner applies; SciPy SpMV; PETSc MatMult) and the unfused sum
+    SpMV + 2 dot + 3 axpy next to the measured native CG iteration."""
+    from krylearn import _kernels
+
+    n = A.shape[0]
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal(n), np.zeros(n)
+    ms = lambda fn: 1e3 * _best_time(fn, repeats)  # noqa: E731
+    row: dict[str, Any] = {"problem": name, "n": n}
+    row["spmv_ms"] = ms(lambda: _kernels.spmv(A_kernel, x, y))
+    row["dot_ms"] = ms(lambda: _kernels.dot(x, y))
+    row["axpy_ms"] = ms(lambda: _kernels.axpy(1e-3, x, y))
+    row["sum_ms"] = row["spmv_ms"] + 2 * row["dot_ms"] + 3 * row["axpy_ms"]
+    row["native_cg_ms"] = native_cg_ms
+    row["scipy_spmv_ms"] = ms(lambda: A @ x)
+    if PETSc is not None:
+        xv, yv = mat.createVecs()
+        xv.setArray(x)
+        row["petsc_matmult_ms"] = ms(lambda: mat.mult(xv, yv))
+    for label, pc in preconditioners.items():
+        row[f"{label}_apply_ms"] = ms(lambda pc=pc: pc.apply(x, y))
+    return row
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if a and b and math.isfinite(a) and math.isfinite(b) else math.nan
+
+
+def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The issue's targets as ratios of ms/iteration (< limit: met)."""
+    def ms(problem, library, pc):
+        found = [r["ms_per_iter"] for r in rows if (r["problem"], r["library"], r["pc"]) == (problem, library, pc)]
+        return found[0] if found else math.nan
+
+    out = []
+    for problem, n in dict.fromkeys((r["problem"], r["n"]) for r in rows):
+        checks = []
+        if n >= 262_144:
+            checks.append(("native CG / PETSc CG", ("krylearn", "none"), ("petsc", "none"), 0.8))
+        if n <= 70_000:
+            checks.append(("native CG / SciPy CG", ("krylearn", "none"), ("scipy", "none"), 0.5))
+        checks += [("native SSOR-PCG / PETSc sor", ("krylearn", "ssor"), ("petsc", "sor"), 1.0),
+                   ("native IC(0)-PCG / PETSc icc", ("krylearn", "ic0"), ("petsc", "icc"), 1.0)]
+        for label, mine, theirs, limit in checks:
+            ratio = _ratio(ms(problem, *mine), ms(problem, *theirs))
+            out.append({"problem": problem, "n": n, "target": f"{label} <= {limit:g}", "ratio": ratio,
+                        "met": "n/a" if math.isnan(ratio) else ("yes" if ratio <= limit else "no")})
+    return out
+
+
+def _maybe_reexec(argv: list[str], keep: bool) -> None:
+    present = [k for k in BLAS_ENV if k in os.environ]
+    if keep or not present:
+        return
+    env = {k: v for k, v in os.environ.items() if k not in BLAS_ENV}
+    env[REEXEC_MARK] = " ".join(f"{k}={os.environ[k]}" for k in present)
+    print(f"kernels suite: re-running without {', '.join(present)} (they slow NumPy; --keep-blas-env to keep)",
+          flush=True)
+    os.execve(sys.executable, [sys.executable, "-m", "krylearn.bench.suite_kernels", *argv], env)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="krylearn bench --suite kernels", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes only (tests)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs per measurement (default 3, quick 2)")
+    parser.add_argument("--keep-blas-env", action="store_true",
+                        help=f"do not re-run without {' / '.join(BLAS_ENV)}")
+    args = parser.parse_args(argv)
+    _maybe_reexec(argv, args.keep_blas_env or args.quick)
+
+    from krylearn import _kernels
+    from krylearn._validation import as_kernel_matrix
+
+    repeats = args.repeats or (2 if args.quick else 3)
+    out = results_dir("kernels")
+    PETSc, petsc_reason = petsc_or_reason()
+    if PETSc is None:
+        print(f"PETSc columns skipped: petsc4py unavailable ({petsc_reason})")
+    bandwidth = copy_bandwidth(1 << (20 if args.quick else 24), repeats=5)
+    rows: list[dict[str, Any]] = []
+    parts: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    for name, make in progress(suite_problems(args.quick), "kernels suite"):
+        A = make()
+        n = A.shape[0]
+        b = np.random.default_rng(0).standard_normal(n)
+        K_cg, K_pcg = iteration_counts(A.nnz, args.quick)
+        A_kernel = as_kernel_matrix(A)
+        L, _ = _kernels.ic0(A_kernel)
+        native_pcs = {"ssor": _kernels.ssor_preconditioner(A_kernel, 1.0), "ic0": _kernels.ic_preconditioner(L)}
+        mat = petsc_matrix(PETSc, A) if PETSc is not None else None
+        runs: list[tuple[str, str, str, int, Callable]] = [("krylearn", "none", "", K_cg, _native_cg(A_kernel, b, None, K_cg))]
+        runs += [("krylearn", pc, "", K_pcg, _native_cg(A_kernel, b, M, K_pcg)) for pc, M in native_pcs.items()]
+        for threads in (1, None):
+            label = f"OpenBLAS threads: {threads or 'default'}"
+            runs.append(("scipy", "none", label, K_cg, lambda t=threads: _blas_limited(t, _scipy_cg(A, b, K_cg))))
+        if PETSc is not None:
+            runs.append(("petsc", "none", "1 MPI rank", K_cg, _petsc_cg(PETSc, mat, b, "none", K_cg)))
+            runs += [("petsc", pc, "1 MPI rank", K_pcg, _petsc_cg(PETSc, mat, b, pc, K_pcg)) for pc in ("sor", "icc")]
+        measured = []
+        for library, pc, note, K, run in runs:
+            seconds, iterations = best_per_iteration(run, repeats)
+            measured.append({"problem": name, "n": n, "nnz": A.nnz, "library": library, "pc": pc,
+                             "iterations": iterations, "ms_per_iter": 1e3 * seconds, "note": note
+                             + ("" if iterations == K else f"; stopped after {iterations} of {K}").lstrip("; ")})
+        scipy_rows = [r for r in measured if r["library"] == "scipy"]
+        slower = max(scipy_rows, key=lambda r: r["ms_per_iter"])
+        measured.remove(slower)  # SciPy: keep the faster OpenBLAS thread setting
+        model = cg_bytes(A)
+        for r in measured:
+            if r["pc"] == "none":
+                r["GB/s"] = model / (r["ms_per_iter"] * 1e-3) / 1e9
+                r["% of copy BW"] = 100 * r["GB/s"] / bandwidth
+                r["bound_ms"] = 1e3 * model / (bandwidth * 1e9)  # the model's bytes at copy bandwidth
+        rows += measured
+        native_ms = next(r["ms_per_iter"] for r in measured if (r["library"], r["pc"]) == ("krylearn", "none"))
+        parts.append(breakdown(name, A, A_kernel, native_pcs, PETSc, mat, native_ms))
+        if mat is not None:
+            mat.destroy()
+    elapsed = time.perf_counter() - started
+
+    print_table(rows, f"ms per CG iteration (fixed iteration count, x0 = 0); copy bandwidth {bandwidth:.1f} GB/s; "
+                f"bytes/iter = matrix + {VECTORS_PER_ITERATION} vectors",
+                ["problem", "n", "library", "pc", "iterations", "ms_per_iter", "GB/s", "% of copy BW", "bound_ms", "note"])
+    goal = targets(rows)
+    print_table(goal, "targets (ratio of ms/iteration)")
+    print_table(parts, "native per-iteration breakdown (ms; sum = SpMV + 2 dot + 3 axpy, unfused)")
+    meta = {"copy_bandwidth_GBps": bandwidth, "vectors_per_iteration": VECTORS_PER_ITERATION,
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS", f"unset ({os.cpu_count()} cores)"),
+            "removed_env": os.environ.get(REEXEC_MARK, ""), "petsc": "" if PETSc else f"skipped: {petsc_reason}",
+            "quick": args.quick, "repeats": repeats, "elapsed_s": elapsed}
+    write_rows(rows, out, "per_iteration", meta)
+    write_rows(goal, out, "targets", meta)
+    write_rows(parts, out, "breakdown", meta)
+    print(f"results in {out} ({elapsed:.1f} s)")
+    return 0
+
+
+def _blas_limited(threads: int | None, run: Callable[[], tuple[float, int]]) -> tuple[float, int]:
+    with blas_threads(threads):
+        return run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
