@@ -1,14 +1,27 @@
-// Python bindings of the core kernels: CsrMatrix, BLAS-1, SpMV. Every
-// function validates all arguments before touching memory and releases the
-// GIL around the numerical loops.
+// Python bindings of the core kernels: CsrMatrix, BLAS-1, SpMV, relaxation,
+// SOR solver, IC(0)/ILU(0), triangular solves and native preconditioners.
+//
+// This layer only validates and dispatches over int32/int64 x float32/float64:
+// every argument is checked (TypeError for dtypes, ValueError for the rest)
+// before any memory is touched, and the GIL is released around every loop.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "array_checks.hpp"
 #include "blas1.hpp"
 #include "csr_matrix.hpp"
-#include "python_operators.hpp"
+#include "factorization.hpp"
+#include "preconditioners.hpp"
+#include "relaxation.hpp"
 #include "spmv.hpp"
+#include "triangular.hpp"
 
 namespace py = pybind11;
 using namespace krylearn;
@@ -26,22 +39,519 @@ decltype(auto) dispatch_float(const py::array& a, const char* name, F&& f) {
     throw py::type_error(std::string(name) + " must have dtype float32 or float64, got " + dtype_str(a));
 }
 
+// Length of a 1-D array (ValueError otherwise), before its dtype is known.
+std::size_t vector_length(const py::array& a, const char* name) {
+    require_1d_contiguous(a, name);
+    return static_cast<std::size_t>(a.shape(0));
+}
+
+// T(value), ValueError unless finite in T.
+template <class T>
+T finite_scalar(double value, const char* name) {
+    const T v = T(value);
+    if (!std::isfinite(v)) throw py::value_error(std::string(name) + " must be finite, got " + std::to_string(value));
+    return v;
+}
+
+void require_relaxation_omega(double omega) {
+    if (!(omega > 0.0 && omega < 2.0))
+        throw py::value_error("omega must be in the open interval (0, 2), got " + std::to_string(omega));
+}
+
+std::size_t non_negative(long long value, const char* name) {
+    if (value < 0) throw py::value_error(std::string(name) + " must be >= 0, got " + std::to_string(value));
+    return static_cast<std::size_t>(value);
+}
+
+double tolerance(double value, const char* name) {
+    if (!(value >= 0.0) || !std::isfinite(value))
+        throw py::value_error(std::string(name) + " must be finite and >= 0, got " + std::to_string(value));
+    return value;
+}
+
+std::size_t max_tries_arg(long long value) {
+    if (value < 1) throw py::value_error("max_tries must be >= 1, got " + std::to_string(value));
+    return static_cast<std::size_t>(value);
+}
+
+// An output vector: `out` when given (validated), else a fresh array.
+template <class T>
+py::array output_vector(const py::object& out, std::size_t n, const char* name) {
+    if (out.is_none()) return py::array_t<T>(static_cast<py::ssize_t>(n));
+    py::array a = as_ndarray(out, name);
+    vector_data<T>(a, n, name, true);
+    return a;
+}
+
+RelaxMethod relax_method(const std::string& name) {
+    if (name == "jacobi") return RelaxMethod::jacobi;
+    if (name == "sor_forward") return RelaxMethod::sor_forward;
+    if (name == "sor_backward") return RelaxMethod::sor_backward;
+    if (name == "ssor") return RelaxMethod::ssor;
+    throw py::value_error("method must be 'jacobi', 'sor_forward', 'sor_backward' or 'ssor', got '" + name + "'");
+}
+
+// winv_i = omega / a_ii for a square matrix; ValueError naming the bad row.
+template <class I, class T>
+std::vector<T> scaled_inverse_diagonal_checked(const CsrView<I, T>& A, double omega, const char* what) {
+    std::vector<T> winv(A.n_rows);
+    std::size_t bad;
+    {
+        py::gil_scoped_release nogil;
+        bad = scaled_inverse_diagonal(A, omega, winv.data());
+    }
+    if (bad < A.n_rows)
+        throw py::value_error(std::string(what) + ": the diagonal entry of row " + std::to_string(bad) +
+                              " is missing, zero or too small to invert");
+    return winv;
+}
+
+template <class I, class T>
+std::vector<I> diagonal_positions_checked(const CsrView<I, T>& A, const char* what) {
+    std::vector<I> pos(A.n_rows);
+    std::size_t bad;
+    {
+        py::gil_scoped_release nogil;
+        bad = diagonal_positions(A, pos.data());
+    }
+    if (bad < A.n_rows)
+        throw py::value_error(std::string(what) + ": row " + std::to_string(bad) + " has no diagonal entry");
+    return pos;
+}
+
+template <class I, class T>
+std::vector<T> inverse_pivots_checked(const CsrView<I, T>& A, const std::vector<I>& diag_pos, bool require_positive,
+                                      const char* what) {
+    std::vector<T> inv(A.n_rows);
+    std::size_t bad;
+    {
+        py::gil_scoped_release nogil;
+        bad = inverse_pivots(A, diag_pos.data(), require_positive, inv.data());
+    }
+    if (bad < A.n_rows)
+        throw py::value_error(std::string(what) + ": the diagonal entry of row " + std::to_string(bad) + " is " +
+                              (require_positive ? "not positive" : "zero") + " or too small to invert");
+    return inv;
+}
+
+// obj as a CsrMatrix (TypeError otherwise).
+const CsrMatrix& csr_arg(py::handle obj, const char* name) {
+    if (!py::isinstance<CsrMatrix>(obj))
+        throw py::type_error(std::string(name) + " must be a krylearn._kernels.CsrMatrix, got " +
+                             py::str(py::type::of(obj).attr("__name__")).cast<std::string>());
+    return obj.cast<const CsrMatrix&>();
+}
+
+template <class T>
+py::object make_preconditioner(const char* kind, std::shared_ptr<const LinearOperator<T>> op, py::object keepalive) {
+    return py::cast(Preconditioner(kind, std::move(op), std::move(keepalive)));
+}
+
+// ---------------------------------------------------------------- CsrMatrix
+
+py::array csr_matvec_py(const CsrMatrix& A, py::handle x_obj, py::object out) {
+    py::array x = as_ndarray(x_obj, "x");
+    return A.visit([&](auto view) -> py::array {
+        using T = std::remove_const_t<std::remove_pointer_t<decltype(view.data)>>;
+        const T* px = vector_data<T>(x, A.n_cols(), "x", false);
+        require_finite(px, A.n_cols(), "x");
+        py::array y = output_vector<T>(out, A.n_rows(), "out");
+        require_no_overlap(x, "x", y, "out");
+        T* py_ = static_cast<T*>(y.mutable_data());
+        py::gil_scoped_release nogil;
+        csr_matvec(view, px, py_);
+        return y;
+    });
+}
+
+py::array csr_diagonal_py(const CsrMatrix& A) {
+    return A.visit([&](auto view) -> py::array {
+        using T = std::remove_const_t<std::remove_pointer_t<decltype(view.data)>>;
+        const std::size_t m = std::min(A.n_rows(), A.n_cols());
+        py::array_t<T> d(static_cast<py::ssize_t>(m));
+        T* pd = d.mutable_data();
+        py::gil_scoped_release nogil;
+        for (std::size_t i = 0; i < m; ++i) {
+            const std::ptrdiff_t k = csr_diagonal_position(view, i);
+            pd[i] = k < 0 ? T(0) : view.data[k];
+        }
+        return d;
+    });
+}
+
+std::string csr_repr(const CsrMatrix& A) {
+    return "<krylearn._kernels.CsrMatrix shape=(" + std::to_string(A.n_rows()) + ", " + std::to_string(A.n_cols()) +
+           ") nnz=" + std::to_string(A.nnz()) + " dtype=" + A.dtype_name() + " index_dtype=" + A.index_dtype_name() +
+           ">";
+}
+
+// ---------------------------------------------------------------- BLAS-1 and SpMV
+
+double dot_py(py::handle x_obj, py::handle y_obj) {
+    py::array x = as_ndarray(x_obj, "x"), y = as_ndarray(y_obj, "y");
+    const std::size_t n = vector_length(x, "x");
+    return dispatch_float(x, "x", [&](auto tag) {
+        using T = decltype(tag);
+        const T* px = vector_data<T>(x, n, "x", false);
+        const T* py_ = vector_data<T>(y, n, "y", false);
+        require_finite(px, n, "x");
+        require_finite(py_, n, "y");
+        py::gil_scoped_release nogil;
+        return dot(px, py_, n);
+    });
+}
+
+double nrm2_py(py::handle x_obj) {
+    py::array x = as_ndarray(x_obj, "x");
+    const std::size_t n = vector_length(x, "x");
+    return dispatch_float(x, "x", [&](auto tag) {
+        using T = decltype(tag);
+        const T* px = vector_data<T>(x, n, "x", false);
+        require_finite(px, n, "x");
+        py::gil_scoped_release nogil;
+        return nrm2(px, n);
+    });
+}
+
+void axpy_py(double alpha, py::handle x_obj, py::handle y_obj) {
+    py::array x = as_ndarray(x_obj, "x"), y = as_ndarray(y_obj, "y");
+    const std::size_t n = vector_length(x, "x");
+    dispatch_float(x, "x", [&](auto tag) {
+        using T = decltype(tag);
+        const T a = finite_scalar<T>(alpha, "alpha");
+        const T* px = vector_data<T>(x, n, "x", false);
+        T* py_ = vector_data<T>(y, n, "y", true);
+        require_no_overlap(x, "x", y, "y", true);
+        require_finite(px, n, "x");
+        require_finite(py_, n, "y");
+        py::gil_scoped_release nogil;
+        axpy(a, px, py_, n);
+    });
+}
+
+void spmv_py(const CsrMatrix& A, py::handle x_obj, py::handle y_obj, double alpha, double beta) {
+    py::array x = as_ndarray(x_obj, "x"), y = as_ndarray(y_obj, "y");
+    A.visit([&](auto view) {
+        using T = std::remove_const_t<std::remove_pointer_t<decltype(view.data)>>;
+        const T a = finite_scalar<T>(alpha, "alpha"), b = finite_scalar<T>(beta, "beta");
+        const T* px = vector_data<T>(x, A.n_cols(), "x", false);
+        T* py_ = vector_data<T>(y, A.n_rows(), "y", true);
+        require_no_overlap(x, "x", y, "y");
+        require_finite(px, A.n_cols(), "x");
+        if (b != T(0)) require_finite(py_, A.n_rows(), "y");
+        py::gil_scoped_release nogil;
+        csr_matvec_axpby(a, view, px, b, py_);
+    });
+}
+
+// ---------------------------------------------------------------- relaxation
+
+void relax_py(const CsrMatrix& A, py::handle x_obj, py::handle b_obj, const std::string& method_name, double omega,
+              long long sweeps_arg) {
+    A.require_square("A");
+    const RelaxMethod method = relax_method(method_name);
+    require_relaxation_omega(omega);
+    const std::size_t sweeps = non_negative(sweeps_arg, "sweeps");
+    py::array x = as_ndarray(x_obj, "x"), b = as_ndarray(b_obj, "b");
+    A.visit([&](auto view) {
+        using T = std::remove_const_t<std::remove_pointer_t<decltype(view.data)>>;
+        const std::size_t n = A.n_rows();
+        T* px = vector_data<T>(x, n, "x", true);
+        const T* pb = vector_data<T>(b, n, "b", false);
+        require_no_overlap(x, "x", b, "b");
+        require_finite(px, n, "x");
+        require_finite(pb, n, "b");
+        const std::vector<T> winv = scaled_inverse_diagonal_checked(view, omega, "relax");
+        std::vector<T> work(method == RelaxMethod::jacobi ? n : 0);
+        bool finite;
+        {
+            py::gil_scoped_release nogil;
+            relax(view, winv.data(), pb, px, method, sweeps, work.data());
+            finite = all_finite(px, n);
+        }
+        if (!finite) throw py::value_error("relax: the iteration diverged (x became non-finite)");
+    });
+}
+
+py::tuple sor_solve_py(const CsrMatrix& A, py::handle b_obj, py::handle x_obj, double omega, bool symmetric,
+                       double rtol, double atol, long long maxiter_arg) {
+    A.require_square("A");
+    require_relaxation_omega(omega);
+    tolerance(rtol, "rtol");
+    tolerance(atol, "atol");
+    const std::size_t maxiter = non_negative(maxiter_arg, "maxiter");
+    py::array x = as_ndarray(x_obj, "x"), b = as_ndarray(b_obj, "b");
+    return A.visit([&](auto view) {
+        using T = std::remove_const_t<std::remove_pointer_t<decltype(view.data)>>;
+        const std::size_t n = A.n_rows();
+        const T* pb = vector_data<T>(b, n, "b", false);
+        T* px = vector_data<T>(x, n, "x", true);
+        require_no_overlap(x, "x", b, "b");
+        require_finite(pb, n, "b");
+        require_finite(px, n, "x");
+        const std::vector<T> winv = scaled_inverse_diagonal_checked(view, omega, "sor_solve");
+        std::vector<T> backup(n);
+        SorResult result;
+        {
+            py::gil_scoped_release nogil;
+            result = sor_solve(view, winv.data(), pb, px, symmetric, rtol, atol, maxiter, backup.data());
+        }
+        return py::make_tuple(result.iterations, result.residual_norm, result.info);
+    });
+}
+
+// ---------------------------------------------------------------- factorizations
+
+std::string breakdown_message(const char* what, std::size_t max_tries, std::size_t row) {
+    return std::string(what) + " broke down (row " + std::to_string(row) + ") for every diagonal shift tried, up to " +
+           std::to_string(breakdown_shift(max_tries - 1)) + " * diag(A); increase max_tries or use another preconditioner";
+}
+
+py::tuple ic0_py(const CsrMatrix& A, long long max_tries_value) {
+    A.require_square("A");
+    const std::size_t max_tries = max_tries_arg(max_tries_value);
+    return A.visit([&](auto view) {
+        using I = std::remove_const_t<std::remove_pointer_t<decltype(view.indptr)>>;
+        using T = std::remove_const_t<std::remove_pointer_t<decltype(view.data)>>;
+        const std::size_t n = view.n_rows;
+        py::array_t<I> Lp(static_cast<py::ssize_t>(n + 1));
+        I* lp = Lp.mutable_data();
+        std::size_t bad;
+        {
+            py::gil_scoped_release nogil;
+            bad = ic0_symbolic_count(view, lp);
+        }
+        if (bad < n) throw py::value_error("ic0: row " + std::to_string(bad) + " of A has no diagonal entry");
+        for (std::size_t i = 0; i < n; ++i)
+            if (!(view.data[view.indptr[i] + (lp[i + 1] - lp[i]) - 1] > T(0)))
+                throw py::value_error("ic0: the diagonal entry of row " + std::to_string(i) +
+                                      " is not positive; IC(0) needs a positive diagonal (is A SPD?)");
+        const auto nnz = static_cast<py::ssize_t>(lp[n]);
+        py::array_t<I> Li(nnz);
+        py::array_t<T> Lx(nnz);
+        I* li = Li.mutable_data();
+        T* lx = Lx.mutable_data();
+        std::vector<I> marker(n, I(-1));
+        double shift;
+        std::size_t failed_row = 0;
+        {
+            py::gil_scoped_release nogil;
+            ic0_symbolic_fill(view, lp, li);
+            shift = factorize_with_shift(max_tries, [&](double s) {
+                failed_row = ic0_numeric(view, lp, li, lx, s, marker.data());
+                return failed_row == n;
+            });
+        }
+        if (shift < 0) throw py::value_error(breakdown_message("ic0", max_tries, failed_row));
+        return py::make_tuple(py::cast(CsrMatrix::from_valid_arrays(Lp, Li, Lx, n)), shift);
+    });
+}
+
+py::tuple ilu0_py(const CsrMatrix& A, long long max_tries_value) {
+    A.require_square("A");
+    const std::size_t max_tries = max_tries_arg(max_tries_value);
+    return A.visit([&](auto view) {
+        using I = std::remove_const_t<std::remove_pointer_t<decltype(view.indptr)>>;
+        using T = std::remove_const_t<std::remove_pointer_t<decltype(view.data)>>;
+        const std::size_t n = view.n_rows, nnz = view.nnz();
+        const std::vector<I> diag_pos = diagonal_positions_checked(view, "ilu0");
+        py::array_t<I> LUp(static_cast<py::ssize_t>(n + 1));
+        py::array_t<I> LUi(static_cast<py::ssize_t>(nnz));
+        py::array_t<T> LUx(static_cast<py::ssize_t>(nnz));
+        I* lup = LUp.mutable_data();
+        I* lui = LUi.mutable_data();
+        T* lux = LUx.mutable_data();
+        std::vector<I> marker(n, I(-1));
+        double shift;
+        std::size_t failed_row = 0;
+        {
+            py::gil_scoped_release nogil;
+            copy(view.indptr, lup, n + 1);
+            copy(view.indices, lui, nnz);
+            shift = factorize_with_shift(max_tries, [&](double s) {
+                failed_row = ilu0_numeric(view, diag_pos.data(), lux, s, marker.data());
+                return failed_row == n;
+            });
+        }
+        if (shift < 0) throw py::value_error(breakdown_message("ilu0", max_tries, failed_row));
+        return py::make_tuple(py::cast(CsrMatrix::from_valid_arrays(LUp, LUi, LUx, n)), shift);
+    });
+}
+
+void trsv_py(const CsrMatrix& A, py::handle b_obj, py::handle x_obj, bool lower, bool transpose, bool unit_diagonal) {
+    A.require_square("T");
+    py::array b = as_ndarray(b_obj, "b"), x = as_ndarray(x_obj, "x");
+    A.visit([&](auto view) {
+        using I = std::remove_const_t<std::remove_pointer_t<decltype(view.indptr)>>;
+        using T = std::remove_const_t<std::remove_pointer_t<decltype(view.data)>>;
+        const std::size_t n = view.n_rows;
+        const T* pb = vector_data<T>(b, n, "b", false);
+        T* px = vector_data<T>(x, n, "x", true);
+        require_no_overlap(b, "b", x, "x", true);
+        require_finite(pb, n, "b");
+        std::vector<I> diag_pos;
+        if (!unit_diagonal) {
+            diag_pos = diagonal_positions_checked(view, "trsv");
+            inverse_pivots_checked(view, diag_pos, false, "trsv");
+        }
+        bool finite;
+        {
+            py::gil_scoped_release nogil;
+            trsv(view, unit_diagonal ? nullptr : diag_pos.data(), pb, px, lower, transpose, unit_diagonal);
+            finite = all_finite(px, n);
+        }
+        if (!finite) throw py::value_error("trsv: the solution overflowed (the triangle is numerically singular)");
+    });
+}
+
+// ---------------------------------------------------------------- preconditioners
+
+py::array preconditioner_apply_py(const Preconditioner& M, py::handle r_obj, py::object z_obj) {
+    py::array r = as_ndarray(r_obj, "r");
+    auto run = [&](auto tag) -> py::array {
+        using T = decltype(tag);
+        const auto op = M.op<T>();
+        const T* pr = vector_data<T>(r, M.size(), "r", false);
+        require_finite(pr, M.size(), "r");
+        py::array z = output_vector<T>(z_obj, M.size(), "z");
+        require_no_overlap(r, "r", z, "z", true);
+        T* pz = static_cast<T*>(z.mutable_data());
+        bool finite;
+        {
+            py::gil_scoped_release nogil;
+            op->apply(pr, pz);
+            finite = all_finite(pz, M.size());
+        }
+        if (!finite) throw py::value_error("Preconditioner.apply: the result overflowed (the " + M.kind() +
+                                           " preconditioner is numerically singular)");
+        return z;
+    };
+    require_1d_contiguous(r, "r");
+    if (M.value64()) {
+        require_dtype<double>(r, "r");
+        return run(double{});
+    }
+    require_dtype<float>(r, "r");
+    return run(float{});
+}
+
+py::object jacobi_preconditioner_py(py::object A_obj, double omega) {
+    const CsrMatrix& A = csr_arg(A_obj, "A");
+    A.require_square("A");
+    if (!(omega > 0.0) || !std::isfinite(omega))
+        throw py::value_error("omega must be finite and > 0, got " + std::to_string(omega));
+    return A.visit([&](auto view) {
+        using T = std::remove_const_t<std::remove_pointer_t<decltype(view.data)>>;
+        auto op = std::make_shared<const JacobiPreconditioner<T>>(scaled_inverse_diagonal_checked(view, omega, "jacobi_preconditioner"));
+        return make_preconditioner<T>("jacobi", op, py::none());
+    });
+}
+
+py::object ssor_preconditioner_py(py::object A_obj, double omega) {
+    const CsrMatrix& A = csr_arg(A_obj, "A");
+    A.require_square("A");
+    require_relaxation_omega(omega);
+    return A.visit([&](auto view) {
+        using I = std::remove_const_t<std::remove_pointer_t<decltype(view.indptr)>>;
+        using T = std::remove_const_t<std::remove_pointer_t<decltype(view.data)>>;
+        auto winv = scaled_inverse_diagonal_checked(view, omega, "ssor_preconditioner");
+        auto diag_pos = diagonal_positions_checked(view, "ssor_preconditioner");
+        auto op = std::make_shared<const SsorPreconditioner<I, T>>(view, std::move(diag_pos), std::move(winv), omega);
+        return make_preconditioner<T>("ssor", op, A_obj);
+    });
+}
+
+py::object ic_preconditioner_py(py::object L_obj) {
+    const CsrMatrix& L = csr_arg(L_obj, "L");
+    L.require_square("L");
+    return L.visit([&](auto view) {
+        using I = std::remove_const_t<std::remove_pointer_t<decltype(view.indptr)>>;
+        using T = std::remove_const_t<std::remove_pointer_t<decltype(view.data)>>;
+        for (std::size_t i = 0; i < view.n_rows; ++i) {
+            const I last = view.indptr[i + 1] - 1;
+            if (last < view.indptr[i] || static_cast<std::size_t>(view.indices[last]) != i)
+                throw py::value_error("ic_preconditioner: L must be lower triangular with the diagonal stored last in "
+                                      "every row; row " + std::to_string(i) + " is not");
+        }
+        std::vector<I> diag_pos(view.n_rows);
+        for (std::size_t i = 0; i < view.n_rows; ++i) diag_pos[i] = view.indptr[i + 1] - 1;
+        auto inv = inverse_pivots_checked(view, diag_pos, true, "ic_preconditioner");
+        auto op = std::make_shared<const CholeskyPreconditioner<I, T>>(view, std::move(inv));
+        return make_preconditioner<T>("ic", op, L_obj);
+    });
+}
+
+py::object ilu_preconditioner_py(py::object LU_obj) {
+    const CsrMatrix& LU = csr_arg(LU_obj, "LU");
+    LU.require_square("LU");
+    return LU.visit([&](auto view) {
+        using I = std::remove_const_t<std::remove_pointer_t<decltype(view.indptr)>>;
+        using T = std::remove_const_t<std::remove_pointer_t<decltype(view.data)>>;
+        auto diag_pos = diagonal_positions_checked(view, "ilu_preconditioner");
+        auto inv = inverse_pivots_checked(view, diag_pos, false, "ilu_preconditioner");
+        auto op = std::make_shared<const LuPreconditioner<I, T>>(view, std::move(diag_pos), std::move(inv));
+        return make_preconditioner<T>("ilu", op, LU_obj);
+    });
+}
+
 }  // namespace
 
 void bind_core(py::module_& m) {
-    py::class_<CsrMatrix>(m, "CsrMatrix", "Validated CSR matrix over NumPy arrays (int32/int64 indices, float32/float64 values).")
-        .def(py::init(&CsrMatrix::from_arrays), py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("n_cols"))
+    py::class_<CsrMatrix>(m, "CsrMatrix",
+                          "CsrMatrix(indptr, indices, data, n_cols)\n\n"
+                          "Validated CSR matrix over NumPy arrays (int32/int64 indices, float32/float64 values).\n"
+                          "Keeps references to the arrays; do not modify them afterwards.")
+        .def(py::init(&CsrMatrix::from_arrays), py::arg("indptr"), py::arg("indices"), py::arg("data"),
+             py::arg("n_cols"))
         .def_property_readonly("shape", [](const CsrMatrix& A) { return py::make_tuple(A.n_rows(), A.n_cols()); })
-        .def_property_readonly("nnz", &CsrMatrix::nnz);
-    m.def("dot", [](py::handle x_obj, py::handle y_obj) {
-        py::array x = as_ndarray(x_obj, "x"), y = as_ndarray(y_obj, "y");
-        return dispatch_float(x, "x", [&](auto tag) {
-            using T = decltype(tag);
-            const std::size_t n = x.ndim() == 1 ? x.shape(0) : 0;
-            const T* px = vector_data<T>(x, n, "x", false);
-            const T* py_ = vector_data<T>(y, n, "y", false);
-            py::gil_scoped_release nogil;
-            return dot(px, py_, n);
+        .def_property_readonly("nnz", &CsrMatrix::nnz)
+        .def_property_readonly("dtype", [](const CsrMatrix& A) { return py::dtype(A.dtype_name()); })
+        .def_property_readonly("index_dtype", [](const CsrMatrix& A) { return py::dtype(A.index_dtype_name()); })
+        .def_property_readonly("indptr", &CsrMatrix::indptr)
+        .def_property_readonly("indices", &CsrMatrix::indices)
+        .def_property_readonly("data", &CsrMatrix::data)
+        .def("matvec", &csr_matvec_py, py::arg("x"), py::arg("out") = py::none(), "y = A x (into out when given).")
+        .def("diagonal", &csr_diagonal_py, "Main diagonal (zeros where no entry is stored).")
+        .def("__repr__", &csr_repr);
+
+    m.def("dot", &dot_py, py::arg("x"), py::arg("y"), "x . y (accumulated in float64, deterministic).");
+    m.def("nrm2", &nrm2_py, py::arg("x"), "||x||_2 (accumulated in float64, deterministic).");
+    m.def("axpy", &axpy_py, py::arg("alpha"), py::arg("x"), py::arg("y"), "y += alpha x, in place.");
+    m.def("spmv", &spmv_py, py::arg("A"), py::arg("x"), py::arg("y"), py::arg("alpha") = 1.0, py::arg("beta") = 0.0,
+          "y = alpha A x + beta y, in place (y is not read when beta == 0).");
+    m.def("relax", &relax_py, py::arg("A"), py::arg("x"), py::arg("b"), py::arg("method"), py::arg("omega") = 1.0,
+          py::arg("sweeps") = 1,
+          "`sweeps` sweeps of 'jacobi', 'sor_forward', 'sor_backward' or 'ssor' on A x = b, x updated in place.");
+    m.def("sor_solve", &sor_solve_py, py::arg("A"), py::arg("b"), py::arg("x"), py::arg("omega") = 1.0,
+          py::arg("symmetric") = false, py::arg("rtol") = 1e-8, py::arg("atol") = 0.0, py::arg("maxiter") = 10000,
+          "SOR (SSOR when symmetric) iterations on x in place until ||b - A x|| <= max(atol, rtol ||b||).\n"
+          "Returns (iterations, residual_norm, info): info 0 converged, > 0 maxiter reached, -1 non-finite\n"
+          "iterate (x is then the last finite iterate).");
+    m.def("ic0", &ic0_py, py::arg("A"), py::arg("max_tries") = 12,
+          "IC(0) of A on tril(A)'s pattern -> (L, shift); on breakdown retries with A + shift diag(A).");
+    m.def("ilu0", &ilu0_py, py::arg("A"), py::arg("max_tries") = 12,
+          "ILU(0) of A on A's pattern -> (LU, shift), unit L below and U on/above the diagonal.");
+    m.def("trsv", &trsv_py, py::arg("T"), py::arg("b"), py::arg("x"), py::arg("lower"), py::arg("transpose") = false,
+          py::arg("unit_diagonal") = false,
+          "Solve T x = b (or T^T x = b) with the lower or upper triangle of T; the other triangle (and the\n"
+          "diagonal when unit_diagonal) is not referenced. x may be b.");
+
+    py::class_<Preconditioner>(m, "Preconditioner", "Opaque native preconditioner z = M^{-1} r.")
+        .def("apply", &preconditioner_apply_py, py::arg("r"), py::arg("z") = py::none(),
+             "z = M^{-1} r (into z when given; z may be r).")
+        .def_property_readonly("size", &Preconditioner::size)
+        .def_property_readonly("dtype", [](const Preconditioner& M) { return py::dtype(M.dtype_name()); })
+        .def_property_readonly("kind", &Preconditioner::kind)
+        .def("__repr__", [](const Preconditioner& M) {
+            return "<krylearn._kernels.Preconditioner kind=" + M.kind() + " size=" + std::to_string(M.size()) +
+                   " dtype=" + M.dtype_name() + ">";
         });
-    });
+    m.def("jacobi_preconditioner", &jacobi_preconditioner_py, py::arg("A"), py::arg("omega") = 1.0,
+          "M^{-1} r = omega D^{-1} r.");
+    m.def("ssor_preconditioner", &ssor_preconditioner_py, py::arg("A"), py::arg("omega") = 1.0,
+          "M^{-1} r = one SSOR sweep from zero = omega (2 - omega) (D + omega U)^{-1} D (D + omega L)^{-1} r.");
+    m.def("ic_preconditioner", &ic_preconditioner_py, py::arg("L"),
+          "M = L L^T for a lower-triangular L with positive diagonal stored last in every row.");
+    m.def("ilu_preconditioner", &ilu_preconditioner_py, py::arg("LU"),
+          "M = L U for a combined ILU(0) factor (unit L below the diagonal, U on and above).");
 }

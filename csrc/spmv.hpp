@@ -8,6 +8,7 @@
 // non-decreasing with indptr[0] = 0, 0 <= indices < n_cols, len(x) = n_cols,
 // len(y) = n_rows, and x does not overlap y.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 
@@ -27,6 +28,16 @@ struct CsrView {
     // Loops over rows go parallel when the matrix carries enough work.
     bool parallel() const { return nnz() + n_rows >= kParallelMin; }
 };
+
+// Position k of the entry (i, i) in row i, or -1 when absent (binary search
+// over the sorted column indices of the row).
+template <class I, class T>
+std::ptrdiff_t csr_diagonal_position(const CsrView<I, T>& A, std::size_t i) {
+    const I* first = A.indices + A.indptr[i];
+    const I* last = A.indices + A.indptr[i + 1];
+    const I* it = std::lower_bound(first, last, static_cast<I>(i));
+    return (it != last && static_cast<std::size_t>(*it) == i) ? it - A.indices : -1;
+}
 
 namespace detail {
 

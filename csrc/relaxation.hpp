@@ -1,0 +1,119 @@
+// Stationary relaxation on a square CSR matrix A = L + D + U:
+//   Jacobi        x <- x + omega D^{-1} (b - A x)                (parallel over rows)
+//   forward SOR   for i = 0..n-1:  x_i <- x_i + omega (b_i - (A x)_i) / a_ii
+//   backward SOR  the same for i = n-1..0
+//   SSOR          one forward then one backward sweep
+// and SOR/SSOR as a stand-alone solver. All sweeps take the precomputed
+// scaled inverse diagonal winv_i = omega / a_ii (scaled_inverse_diagonal) and
+// never allocate; callers validate the inputs first.
+#pragma once
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+#include "blas1.hpp"
+#include "spmv.hpp"
+
+namespace krylearn {
+
+enum class RelaxMethod { jacobi, sor_forward, sor_backward, ssor };
+
+// winv_i = omega / a_ii. Returns n_rows on success, else the first row whose
+// diagonal entry is missing, zero or too small to invert in T.
+template <class I, class T>
+std::size_t scaled_inverse_diagonal(const CsrView<I, T>& A, double omega, T* winv) {
+    for (std::size_t i = 0; i < A.n_rows; ++i) {
+        const std::ptrdiff_t k = csr_diagonal_position(A, i);
+        if (k < 0) return i;
+        const T w = T(omega / double(A.data[k]));
+        if (!std::isfinite(w)) return i;
+        winv[i] = w;
+    }
+    return A.n_rows;
+}
+
+namespace detail {
+
+template <class I, class T>
+inline void sor_update_row(const CsrView<I, T>& A, const T* winv, const T* b, T* x, std::size_t i) {
+    x[i] = T(double(x[i]) + double(winv[i]) * (double(b[i]) - row_dot(A, i, x)));
+}
+
+}  // namespace detail
+
+template <class I, class T>
+void sor_sweep_forward(const CsrView<I, T>& A, const T* winv, const T* b, T* x) {
+    for (std::size_t i = 0; i < A.n_rows; ++i) detail::sor_update_row(A, winv, b, x, i);
+}
+
+template <class I, class T>
+void sor_sweep_backward(const CsrView<I, T>& A, const T* winv, const T* b, T* x) {
+    for (std::size_t i = A.n_rows; i-- > 0;) detail::sor_update_row(A, winv, b, x, i);
+}
+
+// x_new = x + winv .* (b - A x); x and x_new must not overlap.
+template <class I, class T>
+void jacobi_sweep(const CsrView<I, T>& A, const T* winv, const T* b, const T* x, T* x_new) {
+    const auto n = static_cast<std::ptrdiff_t>(A.n_rows);
+#pragma omp parallel for schedule(static) if (A.parallel())
+    for (std::ptrdiff_t i = 0; i < n; ++i)
+        x_new[i] = T(double(x[i]) + double(winv[i]) * (double(b[i]) - detail::row_dot(A, i, x)));
+}
+
+// `sweeps` sweeps of `method` on x in place; work (length n) is used by Jacobi only.
+template <class I, class T>
+void relax(const CsrView<I, T>& A, const T* winv, const T* b, T* x, RelaxMethod method, std::size_t sweeps,
+           T* work) {
+    for (std::size_t s = 0; s < sweeps; ++s) {
+        switch (method) {
+            case RelaxMethod::jacobi:
+                jacobi_sweep(A, winv, b, x, work);
+                copy(work, x, A.n_rows);
+                break;
+            case RelaxMethod::sor_forward:
+                sor_sweep_forward(A, winv, b, x);
+                break;
+            case RelaxMethod::sor_backward:
+                sor_sweep_backward(A, winv, b, x);
+                break;
+            case RelaxMethod::ssor:
+                sor_sweep_forward(A, winv, b, x);
+                sor_sweep_backward(A, winv, b, x);
+                break;
+        }
+    }
+}
+
+struct SorResult {
+    std::size_t iterations;
+    double residual_norm;  // ||b - A x|| of the returned x
+    std::int64_t info;     // 0 converged, > 0 maxiter reached, < 0 non-finite iterate
+};
+
+// SOR (or SSOR when symmetric) iterations from x until ||b - A x|| <=
+// max(atol, rtol ||b||), at most maxiter. info = max(maxiter, 1) when not
+// converged; info = -1 when an iterate became non-finite, in which case x is
+// restored to the last finite iterate (kept in backup, length n).
+template <class I, class T>
+SorResult sor_solve(const CsrView<I, T>& A, const T* winv, const T* b, T* x, bool symmetric, double rtol,
+                    double atol, std::size_t maxiter, T* backup) {
+    const std::size_t n = A.n_rows;
+    const double target = std::max(atol, rtol * nrm2(b, n));
+    double res = csr_residual_nrm2(A, x, b);
+    if (res <= target) return {0, res, 0};
+    const RelaxMethod method = symmetric ? RelaxMethod::ssor : RelaxMethod::sor_forward;
+    for (std::size_t it = 1; it <= maxiter; ++it) {
+        copy(x, backup, n);
+        relax(A, winv, b, x, method, 1, static_cast<T*>(nullptr));
+        const double r = csr_residual_nrm2(A, x, b);
+        if (!std::isfinite(r)) {
+            copy(backup, x, n);
+            return {it - 1, res, -1};
+        }
+        res = r;
+        if (res <= target) return {it, res, 0};
+    }
+    return {maxiter, res, static_cast<std::int64_t>(std::max<std::size_t>(maxiter, 1))};
+}
+
+}  // namespace krylearn
