@@ -169,19 +169,26 @@ class _Progress:
         return rnorm
 
 
-def _iterate(progress: _Progress, eq: Equilibration | None, candidate: Candidate, budget: int, callback) -> dict:
-    """Run one candidate with rounds of residual correction; returns its log entry."""
+def _iterate(progress: _Progress, eq: Equilibration | None, candidate: Candidate, budget: int, callback,
+             cache: dict) -> dict:
+    """Run one candidate with rounds of residual correction; returns its log entry.
+    ``cache`` keeps preconditioners built from names, so later candidates reuse them."""
     start = time.perf_counter()
     system = progress.system
     A_s = eq.A if eq is not None else system.csr
     log: dict[str, Any] = {"method": candidate.method, "preconditioner": candidate.label.split("+", 1)[1],
                            "iterations": 0, "info": 0}
-    try:
+    key = candidate.M if isinstance(candidate.M, str) else id(candidate.M)
+    if key not in cache:
         operand = A_s if A_s is not None else LinearOperator((system.n, system.n), matvec=system.operator,
                                                              dtype=system.dtype)
-        pc = make_preconditioner(candidate.M, operand, dtype=system.dtype)
-    except (ValueError, RuntimeError, ArithmeticError) as exc:
-        log.update(info=-4, error=f"preconditioner setup failed: {exc}", seconds=time.perf_counter() - start)
+        try:
+            cache[key] = make_preconditioner(candidate.M, operand, dtype=system.dtype)
+        except (ValueError, RuntimeError, ArithmeticError) as exc:  # e.g. zero pivots beyond every shift
+            cache[key] = exc
+    pc = cache[key]
+    if isinstance(pc, Exception):
+        log.update(info=-4, error=f"preconditioner setup failed: {pc}", seconds=time.perf_counter() - start)
         return log
     if pc is not None:
         log["preconditioner"] = pc.name
@@ -333,10 +340,11 @@ def solve(A, b, *, method="auto", M="auto", rtol=1e-8, atol=0.0, maxiter=None, x
     eq = None if matrix_free or user_pc else equilibrate(system.csr, kind)
 
     progress = _Progress(system, x, tol)
+    cache: dict = {}
     final = None
     while chain and not progress.converged:
         candidate = chain.pop(0)
-        log = _iterate(progress, eq, candidate, budget, callback)
+        log = _iterate(progress, eq, candidate, budget, callback, cache)
         progress.attempts.append(log)
         final = log
         if candidate.method == "cg" and log["info"] == -1 and fallback:

@@ -1,8 +1,9 @@
 """The preconditioner protocol and the resolver of preconditioner specs.
 
 A preconditioner represents an operator M^{-1} ~ A^{-1}: ``apply(r)`` returns
-z = M^{-1} r. ``native`` is the ``_kernels.Preconditioner`` that the C++ Krylov
-loops call without the GIL, or None for Python-side preconditioners (those
+z = M^{-1} r. ``native`` is the ``_kernels.Preconditioner`` (or, for a
+user-given matrix, the ``_kernels.CsrMatrix``) that the C++ Krylov loops
+call without the GIL, or None for Python-side preconditioners (those
 are passed to the loops as a callable). ``as_linear_operator()`` makes any of
 them usable as ``M`` in ``scipy.sparse.linalg``.
 """
@@ -12,7 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
 
-from krylearn._validation import as_csr, float_dtype
+from krylearn._validation import as_csr, as_kernel_matrix, float_dtype
 
 
 class Preconditioner:
@@ -76,8 +77,9 @@ class OperatorPreconditioner(Preconditioner):
         if isinstance(op, LinearOperator):
             self._matvec, shape, dt = op.matvec, op.shape, op.dtype
         elif sp.issparse(op) or isinstance(op, np.ndarray):
-            csr = as_csr(op)
+            csr = as_csr(op, dtype=dtype)
             self._matvec, shape, dt = csr.__matmul__, csr.shape, csr.dtype
+            self.native = as_kernel_matrix(csr)  # the native loops apply a CsrMatrix M without the GIL
         elif callable(op):
             if n is None:
                 raise ValueError("a callable preconditioner needs the system size")
@@ -93,7 +95,8 @@ class OperatorPreconditioner(Preconditioner):
         n = A.shape[0]
         if self.shape[0] != n:
             raise ValueError(f"preconditioner shape {self.shape} does not match A of shape {A.shape}")
-        if dtype is not None:
+        if dtype is not None and np.dtype(dtype) != self.dtype:
+            self.native = None  # a CsrMatrix of the other float type cannot serve this system natively
             self.dtype = np.dtype(dtype)
         return self
 
