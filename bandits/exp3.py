@@ -1,7 +1,7 @@
 """Exp3 (Auer et al. 2002), the classical adversarial bandit, as a baseline.
 
 p_i proportional to exp(-eta_t L_i) with importance-weighted cumulative loss
-estimates L_i (in units of the running mean loss) and the anytime rate
+estimates L_i (divided by the running mean loss) and the anytime rate
 eta_t = sqrt(2 ln K / (K t)).
 """
 from __future__ import annotations
@@ -26,14 +26,13 @@ class Exp3(Learner):
         return math.sqrt(2.0 * math.log(k) / (k * (self.t + 1)))
 
     def probabilities(self, context: float | None = None) -> np.ndarray:
-        logits = -self.eta() * (self.cumulative - self.cumulative.min())
+        logits = -self.eta() * (self.cumulative - self.cumulative.min()) / self.scale
         w = np.exp(logits)
         return w / w.sum()
 
     def _learn(self, arm: int, loss: float, context: float | None) -> None:
         w = self.probabilities()[arm]
-        scale = (self.loss_sum + loss) / (self.t + 1) or 1.0
-        self.cumulative[arm] += (loss / scale) / w
+        self.cumulative[arm] += loss / w
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "cumulative": self.cumulative.tolist()}

@@ -1,0 +1,213 @@
+"""The online learners: valid distributions, sublinear regret on known-mean bandits,
+contextual learning, reproducibility, state round trips and bad input."""
+from __future__ import annotations
+
+import json
+import math
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from krylearn.bandits import (
+    BinnedTsallisINF,
+    ChebCB,
+    ClusteredIGW,
+    Exp3,
+    TsallisINF,
+    load_state,
+    save_state,
+)
+from krylearn.bandits.base import inverse_gap_weights
+from krylearn.bandits.tsallis import tsallis_weights
+
+MEANS = np.array([1.0, 0.8, 0.55, 0.9, 1.2])  # arm 2 is best, gaps 0.25 .. 0.65
+
+
+def _valid(p: np.ndarray, k: int) -> None:
+    assert p.shape == (k,)
+    assert np.all(np.isfinite(p)) and np.all(p >= 0)
+    assert abs(p.sum() - 1.0) < 1e-9
+
+
+def _pseudo_regret(learner, horizon: int, seed: int) -> np.ndarray:
+    """Cumulative expected regret (sum of the gaps of the played arms) of a learner on
+    losses loss_a = MEANS[a] * (1 + 0.3 * N(0, 1)) clipped at 0."""
+    rng = np.random.default_rng(seed)
+    gaps = MEANS - MEANS.min()
+    regret = np.empty(horizon)
+    total = 0.0
+    for t in range(horizon):
+        arm = learner.select()
+        _valid(learner.probabilities(), len(MEANS))
+        learner.update(arm, max(MEANS[arm] * (1 + 0.3 * rng.standard_normal()), 0.0))
+        total += gaps[arm]
+        regret[t] = total
+    return regret
+
+
+@given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=30), st.floats(1e-4, 10.0))
+@settings(max_examples=60, deadline=None)
+def test_tsallis_weights_solve_the_mirror_descent_step(cumulative, eta):
+    w = tsallis_weights(np.array(cumulative), eta)
+    _valid(w, len(cumulative))
+    # Closed form w_i = 4 / (eta (L_i - x))^2: 1/sqrt(w_i) - 1/sqrt(w_j) = eta (L_i - L_j) / 2.
+    inv = 1.0 / np.sqrt(w)
+    i, j = int(np.argmin(cumulative)), int(np.argmax(cumulative))
+    expected = eta * (cumulative[j] - cumulative[i]) / 2
+    if np.isfinite(inv).all() and expected < 1e8:
+        assert inv[j] - inv[i] == pytest.approx(expected, rel=1e-6, abs=1e-8)
+
+
+@pytest.mark.parametrize("make", [lambda s: TsallisINF(5, seed=s), lambda s: Exp3(5, seed=s)], ids=["tsallis", "exp3"])
+def test_regret_is_sublinear_on_known_means(make):
+    horizon = 4000
+    curves = np.array([_pseudo_regret(make(seed), horizon, seed) for seed in range(3)]).mean(axis=0)
+    early, late = curves[horizon // 4 - 1], curves[-1]
+    # sublinear: 4x the rounds cost clearly less than 4x the regret, and the average regret vanishes
+    assert late < 3.0 * early
+    assert late / horizon < 0.1 * (MEANS.mean() - MEANS.min()) * 5
+    assert late < 4 * math.sqrt(len(MEANS) * horizon) * MEANS.max()
+
+
+def test_tsallis_concentrates_on_the_best_arm():
+    learner = TsallisINF(5, seed=0)
+    _pseudo_regret(learner, 3000, 0)
+    assert learner.greedy() == int(np.argmin(MEANS))
+    assert learner.probabilities()[np.argmin(MEANS)] > 0.8
+
+
+def _contextual_losses(context: float) -> np.ndarray:
+    """Arm a is best near context centres[a]: loss = 1 + 4 (c - centre_a)^2."""
+    centres = np.array([0.0, 2.5, 5.0, 7.5, 10.0])
+    return 1.0 + 4.0 * ((context - centres) / 10.0) ** 2 * 10
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda s: ChebCB(5, (0.0, 10.0), degree=4, seed=s), lambda s: BinnedTsallisINF(5, (0.0, 10.0), bins=5, seed=s)],
+    ids=["chebcb", "binned"],
+)
+def test_contextual_learners_track_the_instance_optimal_arm(make):
+    rng = np.random.default_rng(3)
+    learner = make(3)
+    contexts = rng.uniform(0, 10, size=3000)
+    paid, optimal, played = [], [], []
+    for c in contexts:
+        losses = _contextual_losses(c)
+        p = learner.probabilities(c)
+        _valid(p, 5)
+        arm = learner.select(c)
+        learner.update(arm, losses[arm] * (1 + 0.05 * rng.standard_normal()), c)
+        paid.append(losses[arm])
+        optimal.append(losses.min())
+        played.append(arm)
+    paid, optimal, played = np.array(paid), np.array(optimal), np.array(played)
+    late = slice(2000, None)
+    assert paid[late].sum() < 1.1 * optimal[late].sum()  # near the instance-optimal policy late in the run
+    assert paid[late].sum() < paid[:1000].sum()
+    for low, high, arm in [(0.0, 1.0, 0), (4.5, 5.5, 2), (9.0, 10.0, 4)]:  # the arm played most there, late
+        near = (contexts[late] >= low) & (contexts[late] <= high)
+        assert np.bincount(played[late][near], minlength=5).argmax() == arm
+
+
+def test_inverse_gap_weights_are_a_distribution_and_respect_the_mask():
+    p = inverse_gap_weights(np.array([3.0, 1.0, 2.0, 10.0]), gamma=50.0, available=np.array([1, 1, 0, 1], bool))
+    _valid(p, 4)
+    assert p[2] == 0.0 and p[1] == p.max()
+    with pytest.raises(ValueError):
+        inverse_gap_weights(np.zeros(3), 1.0, np.zeros(3, bool))
+
+
+def test_clustered_learner_learns_per_cluster_and_masks():
+    rng = np.random.default_rng(0)
+    learner = ClusteredIGW(3, 2, seed=0)
+    centres = {0: np.array([0.0, 0.0]), 1: np.array([5.0, 5.0])}
+    best = {0: 0, 1: 2}
+    for _ in range(300):
+        family = int(rng.integers(2))
+        context = centres[family] + 0.01 * rng.standard_normal(2)
+        arm = learner.select(context)
+        learner.update(arm, 1.0 if arm == best[family] else 3.0, context)
+    assert learner.greedy(centres[0]) == 0 and learner.greedy(centres[1]) == 2
+    masked = learner.probabilities(centres[0], np.array([False, True, True]))
+    assert masked[0] == 0.0
+    _valid(masked, 3)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: TsallisINF(6, seed=11),
+        lambda: Exp3(6, seed=11),
+        lambda: ChebCB(6, (0.0, 1.0), seed=11),
+        lambda: BinnedTsallisINF(6, (0.0, 1.0), bins=3, seed=11),
+    ],
+    ids=["tsallis", "exp3", "chebcb", "binned"],
+)
+def test_seeded_reproducible_and_state_round_trip(make, tmp_path):
+    def play(learner, rounds, rng):
+        arms = []
+        for _ in range(rounds):
+            c = float(rng.uniform())
+            arm = learner.select(c)
+            learner.update(arm, 1.0 + arm * c + rng.uniform(), c)
+            arms.append(arm)
+        return arms
+
+    a, b = make(), make()
+    assert play(a, 50, np.random.default_rng(1)) == play(b, 50, np.random.default_rng(1))
+    save_state(a, tmp_path / "state.json")
+    restored = load_state(make(), tmp_path / "state.json")
+    assert play(a, 50, np.random.default_rng(2)) == play(restored, 50, np.random.default_rng(2))
+
+
+def test_bad_input_is_rejected_clearly(tmp_path):
+    with pytest.raises(ValueError, match="at least one arm"):
+        TsallisINF(0)
+    learner = TsallisINF(3)
+    for loss in (float("nan"), float("inf"), -1.0, "x"):
+        with pytest.raises(ValueError, match="loss"):
+            learner.update(0, loss)
+    with pytest.raises(ValueError, match="arm"):
+        learner.update(3, 1.0)
+    cheb = ChebCB(3, (0.0, 10.0))
+    with pytest.raises(ValueError, match="contextual"):
+        cheb.select()
+    with pytest.warns(RuntimeWarning, match="outside the declared range"):
+        p_out = cheb.probabilities(12.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_allclose(p_out, cheb.probabilities(10.0))
+    with pytest.raises(ValueError):
+        ChebCB(3, (1.0, 1.0))
+
+
+def test_corrupted_state_gives_a_clear_error(tmp_path):
+    learner = TsallisINF(4, seed=0)
+    learner.update(learner.select(), 2.0)
+    good = learner.state_dict()
+    broken = [
+        {k: v for k, v in good.items() if k != "cumulative"},
+        {**good, "cumulative": [0.0, 1.0]},
+        {**good, "cumulative": [0.0, float("nan"), 0.0, 0.0]},
+        {**good, "kind": "Exp3"},
+        {**good, "n_arms": 5},
+        {**good, "rng": "garbage"},
+        [1, 2, 3],
+    ]
+    for state in broken:
+        with pytest.raises(ValueError, match="corrupted|incompatible"):
+            TsallisINF(4).load_state_dict(state)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(good)[:-20])
+    with pytest.raises(ValueError, match="corrupted"):
+        load_state(TsallisINF(4), path)
+    # a failed load leaves the learner untouched
+    fresh = TsallisINF(4, seed=5)
+    before = fresh.state_dict()
+    with pytest.raises(ValueError):
+        fresh.load_state_dict(broken[2])
+    assert fresh.state_dict() == before
