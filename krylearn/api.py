@@ -10,13 +10,16 @@ the TRUE residual ||b - A x|| <= max(atol, rtol ||b||) holds:
 - then, for n <= ``direct_max_n`` (default 100,000), SuperLU with iterative
   refinement.
 
-Named preconditioners are built on an equilibrated copy of A
+Named preconditioners (except "learned") are built on an equilibrated copy of A
 (D^{-1/2} A D^{-1/2} for symmetric A; row permutation to a zero-free
 diagonal plus row/column max-scaling otherwise), and every iterative attempt
 is wrapped in a few rounds of residual correction against the original
 system, so a solver that stops on its own (scaled, preconditioned) criterion
 is never taken at its word. Each attempt starts from the best iterate so far
-and is listed in ``result.details["attempts"]``.
+and is listed in ``result.details["attempts"]`` (method, preconditioner,
+iterations, info, true residual, seconds, IC/ILU shift, error). Besides
+SciPy's info convention, an attempt reports info -4 when its preconditioner
+could not be built and -5 when the sparse LU failed (singular matrix).
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ from scipy.sparse.csgraph import maximum_bipartite_matching
 from scipy.sparse.linalg import LinearOperator, MatrixRankWarning, splu
 
 from ._validation import as_kernel_matrix, check_maxiter, check_tolerances, is_symmetric
-from .preconditioners.base import make_preconditioner
+from .preconditioners.base import learned_preconditioner, make_preconditioner
 from .result import SolveResult
 from .solvers.krylov import LinearSystem, initial_guess, linear_system, run_bicgstab, run_cg, run_gmres, run_minres
 
@@ -290,8 +293,9 @@ def solve(A, b, *, method="auto", M="auto", rtol=1e-8, atol=0.0, maxiter=None, x
     if method == "dcdm":
         from .solvers.dcdm import solve_dcdm
 
-        return solve_dcdm(A, b, grid=options.pop("grid", None), rtol=rtol, atol=atol, maxiter=maxiter, x0=x0,
-                          callback=callback, **options)
+        if options.get("grid") is None:
+            raise ValueError('method="dcdm" needs grid=<grid shape or fluid mask of the unknowns>')
+        return solve_dcdm(A, b, rtol=rtol, atol=atol, maxiter=maxiter, x0=x0, callback=callback, **options)
     rtol, atol = check_tolerances(rtol, atol)
     fallback = bool(options.pop("fallback", True))
     use_direct = bool(options.pop("direct", True))
@@ -318,6 +322,9 @@ def solve(A, b, *, method="auto", M="auto", rtol=1e-8, atol=0.0, maxiter=None, x
     kind = "general" if matrix_free else classify(system.csr)
     if M is None:
         M = "none"
+    if isinstance(M, str) and M.strip().lower().startswith("learned"):
+        # load now so a missing model is an error, not a fallback; the model sees A as given
+        M = learned_preconditioner(M)
     direct_ok = use_direct and not matrix_free and system.n <= direct_max_n
     budget = check_maxiter(maxiter, min(10 * system.n, 2000 if direct_ok else 20000))
     if budget == 0 and method != "direct":  # maxiter=0: only report on x0
@@ -325,7 +332,7 @@ def solve(A, b, *, method="auto", M="auto", rtol=1e-8, atol=0.0, maxiter=None, x
     if method == "direct" or budget == 0:
         chain: list[Candidate] = []
     elif matrix_free:
-        first = Candidate(method if method != "auto" else "gmres", "none" if M == "auto" else M,
+        first = Candidate(method if method != "auto" else "gmres", "none" if isinstance(M, str) and M == "auto" else M,
                           {"restart": 30} if method in ("auto", "gmres", "fgmres") else {})
         chain = [first, Candidate("bicgstab", first.M)] if fallback and first.method != "bicgstab" else [first]
     else:

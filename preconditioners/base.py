@@ -110,6 +110,14 @@ class OperatorPreconditioner(Preconditioner):
 PRECONDITIONER_NAMES = ("none", "jacobi", "ssor", "ic0", "ilu0", "amg", "learned")
 
 
+def learned_preconditioner(spec: str) -> Preconditioner:
+    """The shipped learned IC model named by "learned" (default model) or "learned:<name>", not set up."""
+    from .learned_ic import LearnedIC
+
+    name = spec.partition(":")[2].strip()
+    return LearnedIC.from_pretrained(name or None)
+
+
 def make_preconditioner(spec, A, dtype=None) -> Preconditioner | None:
     """Resolve ``spec`` into a preconditioner set up for ``A`` (None for no preconditioning).
 
@@ -129,10 +137,7 @@ def make_preconditioner(spec, A, dtype=None) -> Preconditioner | None:
         if key == "none":
             return None
         if key == "learned":
-            from .learned_ic import LearnedIC
-
-            pc = LearnedIC.from_pretrained(arg) if arg else LearnedIC.from_pretrained()
-            return pc.setup(A, dtype=dtype)
+            return learned_preconditioner(spec).setup(A, dtype=dtype)
         factories = {
             "jacobi": classical.Jacobi,
             "ssor": classical.SSOR,

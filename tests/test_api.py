@@ -216,3 +216,15 @@ def test_spd_needing_ic_shift_still_solves():
         warnings.simplefilter("error")
         result = krylearn.solve(A, b)
     assert result.converged and true_relative_residual(A, result.x, b) <= 1e-8
+
+
+def test_dense_preconditioner_matrix_and_missing_model(rng):
+    A = poisson2d(8)
+    b = rng.standard_normal(64)
+    M = np.diag(1.0 / A.diagonal())  # SciPy convention: M approximates A^{-1}
+    result = krylearn.solve(A, b, M=M)
+    assert result.converged and result.method == "cg"
+    op = spla.LinearOperator(A.shape, matvec=lambda v: A @ v, dtype=np.float64)
+    assert krylearn.solve(op, b, M=M).converged
+    with pytest.raises(ValueError, match="dcdm"):
+        krylearn.solve(A, b, method="dcdm")
