@@ -58,6 +58,7 @@ class Candidate:
     method: str
     M: Any
     options: dict = dataclasses.field(default_factory=dict)
+    scaling: str = "kind"  # "kind": equilibrate as the matrix class says; "general": row permutation + max-scaling
 
     @property
     def label(self) -> str:
@@ -126,14 +127,16 @@ def _chain(kind: str, method: str, M, have_amg: bool) -> list[Candidate]:
     auto_pc = isinstance(M, str) and M == "auto"
     chains = {
         "spd": [Candidate("cg", "ic0"), Candidate("cg", "amg"), Candidate("gmres", "ilu0", {"restart": 50})],
-        "symmetric": [Candidate("minres", "none"), Candidate("gmres", "ilu0", {"restart": 50}),
-                      Candidate("bicgstab", "ilu0")],
+        # ILU needs a zero-free diagonal: symmetric matrices with zero diagonal entries (saddle points)
+        # get the general treatment (row permutation) for the ILU attempts
+        "symmetric": [Candidate("minres", "none"), Candidate("gmres", "ilu0", {"restart": 50}, "general"),
+                      Candidate("bicgstab", "ilu0", {}, "general")],
         "general": [Candidate("gmres", "ilu0", {"restart": 30}), Candidate("bicgstab", "ilu0"),
                     Candidate("gmres", "amg", {"restart": 60})],
     }
     chain = [c for c in chains[kind] if have_amg or c.M != "amg"]
     if not auto_pc:  # the user's preconditioner with every method of the chain
-        chain = [Candidate(c.method, M, c.options) for c in chain if c.method != "minres" or kind != "general"]
+        chain = [Candidate(c.method, M, c.options, c.scaling) for c in chain if c.method != "minres" or kind != "general"]
         chain = [c for i, c in enumerate(chain) if c.label not in {d.label for d in chain[:i]}]
     if method != "auto":
         default_pc = {"cg": "ic0" if kind == "spd" else "jacobi", "minres": "none"}.get(method, "ilu0")
@@ -181,7 +184,7 @@ def _iterate(progress: _Progress, eq: Equilibration | None, candidate: Candidate
     A_s = eq.A if eq is not None else system.csr
     log: dict[str, Any] = {"method": candidate.method, "preconditioner": candidate.label.split("+", 1)[1],
                            "iterations": 0, "info": 0}
-    key = candidate.M if isinstance(candidate.M, str) else id(candidate.M)
+    key = (candidate.M if isinstance(candidate.M, str) else id(candidate.M), id(eq))
     if key not in cache:
         operand = A_s if A_s is not None else LinearOperator((system.n, system.n), matvec=system.operator,
                                                              dtype=system.dtype)
@@ -291,10 +294,10 @@ def solve(A, b, *, method="auto", M="auto", rtol=1e-8, atol=0.0, maxiter=None, x
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
     method = method.lower()
     if method == "dcdm":
-        from .solvers.dcdm import solve_dcdm
-
         if options.get("grid") is None:
             raise ValueError('method="dcdm" needs grid=<grid shape or fluid mask of the unknowns>')
+        from .solvers.dcdm import solve_dcdm
+
         return solve_dcdm(A, b, rtol=rtol, atol=atol, maxiter=maxiter, x0=x0, callback=callback, **options)
     rtol, atol = check_tolerances(rtol, atol)
     fallback = bool(options.pop("fallback", True))
@@ -344,14 +347,22 @@ def solve(A, b, *, method="auto", M="auto", rtol=1e-8, atol=0.0, maxiter=None, x
             if c.method in ("gmres", "fgmres"):
                 c.options["restart"] = int(restart)
     user_pc = not isinstance(M, str)
-    eq = None if matrix_free or user_pc else equilibrate(system.csr, kind)
+    scalings: dict[str, Equilibration | None] = {}
+
+    def equilibration(candidate: Candidate) -> Equilibration | None:
+        if matrix_free or user_pc:
+            return None
+        scaling = kind if candidate.scaling == "kind" else candidate.scaling
+        if scaling not in scalings:
+            scalings[scaling] = equilibrate(system.csr, scaling)
+        return scalings[scaling]
 
     progress = _Progress(system, x, tol)
     cache: dict = {}
     final = None
     while chain and not progress.converged:
         candidate = chain.pop(0)
-        log = _iterate(progress, eq, candidate, budget, callback, cache)
+        log = _iterate(progress, equilibration(candidate), candidate, budget, callback, cache)
         progress.attempts.append(log)
         final = log
         if candidate.method == "cg" and log["info"] == -1 and fallback:
@@ -366,7 +377,7 @@ def solve(A, b, *, method="auto", M="auto", rtol=1e-8, atol=0.0, maxiter=None, x
         final = {"method": "none", "preconditioner": "none", "iterations": 0, "info": 0, "residuals": np.zeros(0)}
     info = 0 if converged else (final["info"] if final["info"] != 0 else max(1, final["iterations"]))
     details = {"attempts": progress.attempts, "true_residual": progress.rnorm, "tolerance": tol, "kind": kind,
-               "equilibrated": eq is not None}
+               "equilibrated": bool(scalings)}
     if "shift" in final:
         details["shift"] = final["shift"]
     if not converged:
