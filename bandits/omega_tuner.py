@@ -95,7 +95,7 @@ class OmegaTuner:
 
     # -- solving ---------------------------------------------------------------
     def solve(self, A, b, *, method: str | None = None, M=None, rtol: float = 1e-8, atol: float = 0.0,
-              maxiter: int | None = None, x0=None, callback=None, context: float | None = None, **_ignored):
+              maxiter: int | None = None, x0=None, callback=None, context: float | None = None):
         """Solve A x = b with a learned omega; returns the solver's ``SolveResult``
         (``details["tuner"]`` holds the arm, omega and the loss fed back)."""
         from krylearn.solvers.krylov import linear_system

@@ -100,10 +100,13 @@ class SolverTuner:
     failure_penalty: a failed arm is charged its own time plus this factor
     times the time of the solve that finally succeeded.
     max_attempts: configurations tried per system before giving up.
+    maxiter: iteration cap of every attempt when ``solve`` gets none (bounds
+    what exploring a poor configuration can cost).
     """
 
     def __init__(self, configurations=DEFAULT_CONFIGURATIONS, *, radius: float = 0.3, exploration: float = 5.0,
-                 failure_penalty: float = 10.0, max_attempts: int = 3, seed: int | None = None) -> None:
+                 failure_penalty: float = 10.0, max_attempts: int = 3, maxiter: int = 2000,
+                 seed: int | None = None) -> None:
         self.configurations = tuple(configurations)
         if not self.configurations:
             raise ValueError("SolverTuner needs at least one configuration")
@@ -113,7 +116,9 @@ class SolverTuner:
             raise ValueError("repeated configuration")
         if not (math.isfinite(failure_penalty) and failure_penalty >= 0) or int(max_attempts) < 1:
             raise ValueError("failure_penalty must be >= 0 and max_attempts >= 1")
-        self.failure_penalty, self.max_attempts = float(failure_penalty), int(max_attempts)
+        if isinstance(maxiter, bool) or not isinstance(maxiter, (int, np.integer)) or maxiter < 1:
+            raise ValueError(f"maxiter must be a positive integer, got {maxiter!r}")
+        self.failure_penalty, self.max_attempts, self.maxiter = float(failure_penalty), int(max_attempts), int(maxiter)
         self.learner = ClusteredIGW(len(self.configurations), len(FEATURE_NAMES), radius=radius,
                                     exploration=exploration, seed=seed)
         self.history: list[dict[str, Any]] = []
@@ -131,7 +136,7 @@ class SolverTuner:
         return mask
 
     def solve(self, A, b, *, method: str = "auto", M="auto", rtol: float = 1e-8, atol: float = 0.0,
-              maxiter: int | None = None, x0=None, callback=None, context=None, **_ignored):
+              maxiter: int | None = None, x0=None, callback=None, context=None):
         """Solve with the configuration the tuner picks; returns the successful (or the last)
         ``SolveResult``; ``details["tuner"]`` lists every attempt."""
         from krylearn.solvers.krylov import linear_system
@@ -143,39 +148,49 @@ class SolverTuner:
             raise TypeError("SolverTuner needs the entries of A (a sparse or dense matrix)")
         features = matrix_features(system.csr) if context is None else np.asarray(context, dtype=np.float64)
         mask = self.available(bool(features[FEATURE_NAMES.index("symmetric")]), method, M)
-        attempts, result = [], None
-        for _ in range(min(self.max_attempts, int(mask.sum()))):
-            arm = self.learner.select(features, mask) if not attempts else self.learner.greedy(features, mask)
-            config = self.configurations[arm]
+        results: dict[int, Any] = {}
+
+        def attempt(arm: int) -> tuple[float, bool, int]:
             start = time.perf_counter()
             try:
-                result = run_configuration(system, config, rtol=rtol, atol=atol, maxiter=maxiter, x0=x0,
+                result = run_configuration(system, self.configurations[arm], rtol=rtol, atol=atol,
+                                           maxiter=self.maxiter if maxiter is None else maxiter, x0=x0,
                                            callback=callback)
-                seconds, converged, iterations = result.seconds, result.converged, result.iterations
-            except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:  # e.g. IC(0) cannot be built
-                seconds, converged, iterations = time.perf_counter() - start, False, 0
-                attempts.append({"arm": arm, "configuration": config.label, "seconds": seconds,
-                                 "converged": False, "iterations": 0, "error": str(exc)})
-                mask = mask.copy()
-                mask[arm] = False
-                continue
-            attempts.append({"arm": arm, "configuration": config.label, "seconds": seconds,
-                             "converged": converged, "iterations": iterations})
-            if converged:
-                break
-            mask = mask.copy()
-            mask[arm] = False
-        success = attempts[-1]["seconds"] if attempts and attempts[-1]["converged"] else 0.0
-        for attempt in attempts:
-            failed_extra = 0.0 if attempt["converged"] else self.failure_penalty * max(success, attempt["seconds"])
-            attempt["loss"] = attempt["seconds"] + failed_extra
-            self.learner.update(attempt["arm"], attempt["loss"], features)
-        self.history.append({"t": len(self.history), "features": features.tolist(), "attempts": attempts,
-                             "seconds": float(sum(a["seconds"] for a in attempts))})
-        if result is None:
-            raise RuntimeError(f"every configuration failed on this system: {[a.get('error') for a in attempts]}")
+            except (ValueError, ArithmeticError, np.linalg.LinAlgError):  # e.g. IC(0) cannot be built
+                return time.perf_counter() - start, False, 0
+            results[arm] = result
+            return result.seconds, result.converged, result.iterations
+
+        attempts = self.play(features, mask, attempt)
+        if not results:
+            raise RuntimeError(f"every configuration tried failed on this system: {[a['configuration'] for a in attempts]}")
+        result = results[attempts[-1]["arm"]] if attempts[-1]["arm"] in results else next(reversed(results.values()))
         result.details["tuner"] = {"attempts": attempts, "configuration": attempts[-1]["configuration"]}
         return result
+
+    def play(self, features: np.ndarray, mask: np.ndarray, attempt) -> list[dict[str, Any]]:
+        """One round: pick an arm for ``features`` among ``mask``, run ``attempt(arm) -> (seconds,
+        converged, iterations)``, fall back on failure, feed every attempt's loss to the learner and
+        record the round in ``history``. Separated from ``solve`` so that a benchmark can replay
+        measured costs."""
+        attempts: list[dict[str, Any]] = []
+        mask = np.asarray(mask, dtype=bool).copy()
+        for _ in range(min(self.max_attempts, int(mask.sum()))):
+            arm = self.learner.select(features, mask) if not attempts else self.learner.greedy(features, mask)
+            seconds, converged, iterations = attempt(arm)
+            attempts.append({"arm": arm, "configuration": self.configurations[arm].label, "seconds": float(seconds),
+                             "converged": bool(converged), "iterations": int(iterations)})
+            if converged:
+                break
+            mask[arm] = False
+        success = attempts[-1]["seconds"] if attempts[-1]["converged"] else 0.0
+        for record in attempts:
+            penalty = 0.0 if record["converged"] else self.failure_penalty * max(success, record["seconds"])
+            record["loss"] = record["seconds"] + penalty
+            self.learner.update(record["arm"], record["loss"], features)
+        self.history.append({"t": len(self.history), "features": np.asarray(features).tolist(), "attempts": attempts,
+                             "seconds": float(sum(a["seconds"] for a in attempts))})
+        return attempts
 
     def best_configuration(self, A) -> Configuration:
         """The configuration currently believed fastest for matrix ``A``."""
