@@ -271,6 +271,11 @@ def solve(A, b, *, method="auto", M="auto", rtol=1e-8, atol=0.0, maxiter=None, x
     maxiter: iteration budget per attempt (default 10 n capped at 2,000 when
     a direct fallback exists, else 20,000).
     callback(xk): called with the current iterate (per restart for GMRES).
+    Result: ``x``, ``converged`` (the true residual test above), ``method``
+    and ``preconditioner`` of the attempt that produced x, its
+    ``iterations`` and ``residuals`` (norms seen by the inner solver, i.e. of
+    the equilibrated system when one was used), ``details["true_residual"]``
+    = ||b - A x||, ``details["attempts"]`` (every configuration tried).
     options: ``fallback`` (default True: if the requested configuration
     fails, continue with the auto chain), ``direct`` (default True: SuperLU
     as the last resort), ``direct_max_n``, ``restart`` (GMRES), ``omega``

@@ -6,7 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from krylearn._extras import require
-from krylearn._validation import as_csr, as_kernel_matrix
+from krylearn._validation import as_csr, as_kernel_matrix, is_symmetric
 
 from .base import Preconditioner
 
@@ -125,7 +125,7 @@ class AMG(Preconditioner):
         A64 = sp.csr_matrix(csr, dtype=np.float64)
         if self.kind == "sa":
             options = dict(self.options)
-            if "symmetry" not in options and (abs(A64 - A64.T) > 1e-12 * abs(A64).max()).nnz:
+            if "symmetry" not in options and not is_symmetric(csr):
                 options["symmetry"] = "nonsymmetric"
             self.hierarchy = pyamg.smoothed_aggregation_solver(A64, **options)
         else:

@@ -6,9 +6,12 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from krylearn.bench.problems import poisson2d
 
 import krylearn
+from krylearn._validation import as_csr
 
 SOLVERS = ["cg", "gmres", "bicgstab", "minres"]
 
@@ -211,3 +214,20 @@ def test_zero_pivots_shift_or_clear_error():
         krylearn.ILU0().setup(zero_diag)
     result = krylearn.solve(zero_diag, np.array([1.0, 2.0]))  # permuted to a zero-free diagonal
     assert result.converged and np.allclose(result.x, [2.0, 1.0])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 12), st.integers(0, 60), st.integers(0, 2**32 - 1))
+def test_as_csr_canonical_form_property(n, nnz, seed):
+    rng = np.random.default_rng(seed)
+    rows, cols = rng.integers(0, n, nnz), rng.integers(0, n, nnz)  # duplicates likely
+    vals = rng.standard_normal(nnz)
+    coo = sp.coo_array((vals, (rows, cols)), shape=(n, n))
+    csr = as_csr(coo)
+    assert csr.indices.dtype == csr.indptr.dtype == np.int32 and csr.data.dtype == np.float64
+    for i in range(n):
+        row = csr.indices[csr.indptr[i]:csr.indptr[i + 1]]
+        assert np.all(np.diff(row) > 0)  # sorted, no duplicates
+    dense = np.zeros((n, n))
+    np.add.at(dense, (rows, cols), vals)
+    np.testing.assert_allclose(csr.toarray(), dense, atol=1e-12)
