@@ -10,12 +10,13 @@ the TRUE residual ||b - A x|| <= max(atol, rtol ||b||) holds:
 - then, for n <= ``direct_max_n`` (default 100,000), SuperLU with iterative
   refinement.
 
-Named preconditioners (except "learned") are built on an equilibrated copy of A
-(D^{-1/2} A D^{-1/2} for symmetric A; row permutation to a zero-free
-diagonal plus row/column max-scaling otherwise), and every iterative attempt
-is wrapped in a few rounds of residual correction against the original
-system, so a solver that stops on its own (scaled, preconditioned) criterion
-is never taken at its word. Each attempt starts from the best iterate so far
+MINRES iterates on D^{-1/2} A D^{-1/2} (D = |diag A|, i.e. Jacobi
+preconditioning kept symmetric); ILU(0) attempts on matrices with zero
+diagonal entries iterate on a row permutation with a zero-free diagonal
+(maximum bipartite matching). Every iterative attempt is wrapped in a few
+rounds of residual correction against the original system, so a solver that
+stops on its own (scaled, preconditioned, recursively updated) criterion is
+never taken at its word. Each attempt starts from the best iterate so far
 and is listed in ``result.details["attempts"]`` (method, preconditioner,
 iterations, info, true residual, seconds, IC/ILU shift, error). Besides
 SciPy's info convention, an attempt reports info -4 when its preconditioner
@@ -58,7 +59,7 @@ class Candidate:
     method: str
     M: Any
     options: dict = dataclasses.field(default_factory=dict)
-    scaling: str = "kind"  # "kind": equilibrate as the matrix class says; "general": row permutation + max-scaling
+    scaling: str = "none"  # see equilibrate()
 
     @property
     def label(self) -> str:
@@ -87,39 +88,42 @@ def classify(csr: sp.csr_array) -> str:
     return "spd" if np.all(csr.diagonal() > 0) else "symmetric"
 
 
-def _safe_reciprocal(v: np.ndarray) -> np.ndarray:
-    out = np.ones_like(v)
-    np.divide(1.0, v, out=out, where=v > 0)
-    return out
+def equilibrate(csr: sp.csr_array, scaling: str) -> Equilibration | None:
+    """The transformed system a candidate iterates on (None: A itself).
 
-
-def equilibrate(csr: sp.csr_array, kind: str) -> Equilibration:
-    """Symmetric |diag|^{-1/2} scaling for symmetric A; for general A a row permutation
-    to a structurally zero-free diagonal (when A has zero diagonal entries) and
-    row then column max-norm scaling."""
-    A64 = sp.csr_array(csr, dtype=np.float64)
-    if kind != "general":
-        s = np.sqrt(_safe_reciprocal(np.abs(A64.diagonal())))
-        A_s = sp.csr_array(sp.diags_array(s) @ A64 @ sp.diags_array(s))
-        left = right = s
-        perm = None
-    else:
-        perm = None
-        if np.any(A64.diagonal() == 0):
-            pattern = A64.copy()
-            pattern.eliminate_zeros()
-            match = maximum_bipartite_matching(pattern, perm_type="row")
-            if np.all(match >= 0):
-                perm = np.asarray(match)
-                A64 = sp.csr_array(A64[perm, :])
-        left = _safe_reciprocal(abs(A64).max(axis=1).toarray().ravel())
-        A64 = sp.csr_array(sp.diags_array(left) @ A64)
-        right = _safe_reciprocal(abs(A64).max(axis=0).toarray().ravel())
-        A_s = sp.csr_array(A64 @ sp.diags_array(right))
-    A_s.sum_duplicates()
-    A_s = sp.csr_array((A_s.data.astype(csr.dtype), A_s.indices.astype(csr.indices.dtype),
-                        A_s.indptr.astype(csr.indptr.dtype)), shape=csr.shape)
-    return Equilibration(A_s, left.astype(csr.dtype), right.astype(csr.dtype), perm)
+    "jacobi": D^{-1/2} A D^{-1/2} with D = |diag(A)| (MINRES's Jacobi
+    preconditioning, kept symmetric). "permute": a row permutation to a
+    structurally zero-free diagonal when A has zero diagonal entries (ILU(0)
+    needs one), else None. "none": None. Row scaling is deliberately not
+    used for the other methods: IC(0)/ILU(0) are invariant under diagonal
+    scaling, and scaled residual norms would stop GMRES on the wrong
+    criterion when row scales differ by orders of magnitude.
+    """
+    if scaling == "none":
+        return None
+    ones = np.ones(csr.shape[0], dtype=csr.dtype)
+    if scaling == "jacobi":
+        d = np.abs(csr.diagonal()).astype(np.float64)
+        s = np.ones_like(d)
+        np.divide(1.0, np.sqrt(d), out=s, where=d > 0)
+        A_s = sp.csr_array(sp.diags_array(s) @ sp.csr_array(csr, dtype=np.float64) @ sp.diags_array(s))
+        A_s.sort_indices()
+        scaled = sp.csr_array((A_s.data.astype(csr.dtype), A_s.indices.astype(csr.indices.dtype),
+                               A_s.indptr.astype(csr.indptr.dtype)), shape=csr.shape)
+        return Equilibration(scaled, s.astype(csr.dtype), s.astype(csr.dtype), None)
+    if scaling != "permute":
+        raise ValueError(f"unknown scaling {scaling!r}")
+    if np.all(csr.diagonal() != 0):
+        return None
+    pattern = csr.copy()
+    pattern.eliminate_zeros()
+    match = maximum_bipartite_matching(pattern, perm_type="row")
+    if np.any(match < 0):  # structurally singular: no zero-free diagonal exists
+        return None
+    perm = np.asarray(match)
+    permuted = sp.csr_array(csr[perm, :])
+    permuted.sort_indices()
+    return Equilibration(permuted, ones, ones, perm)
 
 
 def _chain(kind: str, method: str, M, have_amg: bool) -> list[Candidate]:
@@ -127,12 +131,10 @@ def _chain(kind: str, method: str, M, have_amg: bool) -> list[Candidate]:
     auto_pc = isinstance(M, str) and M == "auto"
     chains = {
         "spd": [Candidate("cg", "ic0"), Candidate("cg", "amg"), Candidate("gmres", "ilu0", {"restart": 50})],
-        # ILU needs a zero-free diagonal: symmetric matrices with zero diagonal entries (saddle points)
-        # get the general treatment (row permutation) for the ILU attempts
-        "symmetric": [Candidate("minres", "none"), Candidate("gmres", "ilu0", {"restart": 50}, "general"),
-                      Candidate("bicgstab", "ilu0", {}, "general")],
-        "general": [Candidate("gmres", "ilu0", {"restart": 30}), Candidate("bicgstab", "ilu0"),
-                    Candidate("gmres", "amg", {"restart": 60})],
+        "symmetric": [Candidate("minres", "none", {}, "jacobi"), Candidate("gmres", "ilu0", {"restart": 50}, "permute"),
+                      Candidate("bicgstab", "ilu0", {}, "permute")],
+        "general": [Candidate("gmres", "ilu0", {"restart": 30}, "permute"), Candidate("bicgstab", "ilu0", {}, "permute"),
+                    Candidate("gmres", "amg", {"restart": 60}, "permute")],
     }
     chain = [c for c in chains[kind] if have_amg or c.M != "amg"]
     if not auto_pc:  # the user's preconditioner with every method of the chain
@@ -140,7 +142,8 @@ def _chain(kind: str, method: str, M, have_amg: bool) -> list[Candidate]:
         chain = [c for i, c in enumerate(chain) if c.label not in {d.label for d in chain[:i]}]
     if method != "auto":
         default_pc = {"cg": "ic0" if kind == "spd" else "jacobi", "minres": "none"}.get(method, "ilu0")
-        first = Candidate(method, default_pc if auto_pc else M)
+        scaling = "jacobi" if method == "minres" and auto_pc else "none" if kind == "spd" else "permute"
+        first = Candidate(method, default_pc if auto_pc else M, {}, scaling)
         chain = [first] + [c for c in chain if c.label != first.label]
     return chain
 
@@ -357,10 +360,9 @@ def solve(A, b, *, method="auto", M="auto", rtol=1e-8, atol=0.0, maxiter=None, x
     def equilibration(candidate: Candidate) -> Equilibration | None:
         if matrix_free or user_pc:
             return None
-        scaling = kind if candidate.scaling == "kind" else candidate.scaling
-        if scaling not in scalings:
-            scalings[scaling] = equilibrate(system.csr, scaling)
-        return scalings[scaling]
+        if candidate.scaling not in scalings:
+            scalings[candidate.scaling] = equilibrate(system.csr, candidate.scaling)
+        return scalings[candidate.scaling]
 
     progress = _Progress(system, x, tol)
     cache: dict = {}
@@ -372,7 +374,8 @@ def solve(A, b, *, method="auto", M="auto", rtol=1e-8, atol=0.0, maxiter=None, x
         final = log
         if candidate.method == "cg" and log["info"] == -1 and fallback:
             # p^T A p <= 0: A is indefinite; MINRES replaces the remaining CG attempts
-            chain = [Candidate("minres", "none" if not user_pc else M)] + [c for c in chain if c.method != "cg"]
+            minres = Candidate("minres", M if user_pc else "none", {}, "none" if user_pc else "jacobi")
+            chain = [minres] + [c for c in chain if c.method != "cg"]
     if not progress.converged and direct_ok and (fallback or method == "direct"):
         final = _direct(progress)
         progress.attempts.append(final)
@@ -382,7 +385,7 @@ def solve(A, b, *, method="auto", M="auto", rtol=1e-8, atol=0.0, maxiter=None, x
         final = {"method": "none", "preconditioner": "none", "iterations": 0, "info": 0, "residuals": np.zeros(0)}
     info = 0 if converged else (final["info"] if final["info"] != 0 else max(1, final["iterations"]))
     details = {"attempts": progress.attempts, "true_residual": progress.rnorm, "tolerance": tol, "kind": kind,
-               "equilibrated": bool(scalings)}
+               "transformed": sorted(k for k, v in scalings.items() if v is not None)}
     if "shift" in final:
         details["shift"] = final["shift"]
     if not converged:

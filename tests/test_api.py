@@ -105,7 +105,7 @@ def test_user_preconditioner_object_and_operator(rng):
     for M in (krylearn.IC0().setup(A), spla.LinearOperator(A.shape, matvec=lambda r: r / d)):
         result = krylearn.solve(A, b, M=M)
         assert result.converged and result.method == "cg"
-        assert result.details["equilibrated"] is False
+        assert result.details["transformed"] == []
 
 
 def test_relaxation_methods(rng):
