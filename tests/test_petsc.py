@@ -1,0 +1,242 @@
+"""The petsc4py plugin: Python PCs from the options database, the recycling
+KSP, krylearn.solve on PETSc objects, bad input, and 1 vs 2 MPI ranks."""
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import scipy.sparse.linalg as sla
+
+from krylearn.bench.problems import poisson2d
+
+if os.environ.get("CI"):
+    from petsc4py import PETSc  # CI installs PETSc: a missing petsc4py is a failure there, not a skip
+else:
+    PETSc = pytest.importorskip("petsc4py.PETSc")
+
+import krylearn  # noqa: E402
+import krylearn.petsc as kpetsc  # noqa: E402
+
+pytestmark = pytest.mark.petsc
+ROOT = Path(__file__).resolve().parents[1]
+_prefixes = itertools.count()
+
+
+def petsc_mat(csr: sp.csr_array) -> "PETSc.Mat":
+    csr = sp.csr_array(csr)
+    return PETSc.Mat().createAIJ(size=csr.shape, csr=(csr.indptr.astype(PETSc.IntType),
+                                                      csr.indices.astype(PETSc.IntType), csr.data))
+
+
+def ksp_from_options(A: "PETSc.Mat", options: dict[str, str]) -> "PETSc.KSP":
+    """A KSP configured only through the options database, under a fresh prefix."""
+    prefix = f"t{next(_prefixes)}_"
+    db = PETSc.Options()
+    for key, value in options.items():
+        db.setValue(prefix + key, value)
+    ksp = PETSc.KSP().create()
+    ksp.setOptionsPrefix(prefix)
+    ksp.setOperators(A)
+    ksp.setFromOptions()
+    return ksp
+
+
+def solve_and_residual(ksp, A, b_array):
+    x, b = A.createVecRight(), A.createVecLeft()
+    b.getArray()[:] = b_array
+    ksp.solve(b, x)
+    r = b.duplicate()
+    A.mult(x, r)
+    r.aypx(-1.0, b)
+    return x.getArray(readonly=True).copy(), r.norm() / b.norm(), ksp.getIterationNumber(), ksp.getConvergedReason()
+
+
+CG_TRUE_RESIDUAL = {"ksp_type": "cg", "ksp_rtol": "1e-8", "ksp_norm_type": "unpreconditioned", "ksp_max_it": "5000"}
+
+
+def test_solve_dispatches_petsc_mat_and_matches_scipy():
+    A = poisson2d(24)
+    b = np.random.default_rng(0).standard_normal(A.shape[0])
+    Am = petsc_mat(A)
+    Am.setOption(PETSc.Mat.Option.SPD, True)
+    result = krylearn.solve(Am, b, rtol=1e-10)
+    assert result.converged and result.method == "petsc-cg"
+    x = result.x.getArray(readonly=True)
+    assert np.linalg.norm(b - A @ x) <= 1e-10 * np.linalg.norm(b) * 1.001
+    np.testing.assert_allclose(x, sla.spsolve(A.tocsc(), b), rtol=1e-7, atol=1e-9)
+
+
+def test_solve_petsc_iterations_match_native_within_one():
+    A = poisson2d(32)
+    b = np.ones(A.shape[0])
+    Am = petsc_mat(A)
+    Am.setOption(PETSc.Mat.Option.SPD, True)
+    petsc_result = kpetsc.solve(Am, b, method="cg", M="none", rtol=1e-8)
+    native = krylearn.solve(A, b, method="cg", M="none", rtol=1e-8)
+    assert abs(petsc_result.iterations - native.iterations) <= 1
+
+
+def test_tuned_sor_from_options_converges_and_learns():
+    A0 = poisson2d(20)
+    rng = np.random.default_rng(1)
+    Am = petsc_mat(A0)
+    ksp = ksp_from_options(Am, {**CG_TRUE_RESIDUAL, "pc_type": "python",
+                                "pc_python_type": "krylearn.petsc.TunedSOR",
+                                "krylearn_omega_grid": "1.0:1.9:10", "krylearn_seed": "3"})
+    for _ in range(12):
+        _, rel, _, reason = solve_and_residual(ksp, Am, rng.standard_normal(A0.shape[0]))
+        assert reason > 0 and rel <= 1e-8 * 1.001
+    context = ksp.getPC().getPythonContext()
+    assert len(context.history) == 12
+    assert all(1.0 <= omega <= 1.9 for omega, _ in context.history)
+
+
+def test_gcrodr_ksp_recycles_across_solves():
+    rng = np.random.default_rng(2)
+    m = 24
+    A = poisson2d(m) + sp.diags_array(0.5 * np.linspace(-1, 1, m * m) / m, offsets=1, shape=(m * m, m * m))
+    A = sp.csr_array(A)
+    Am = petsc_mat(A)
+    ksp = ksp_from_options(Am, {"ksp_type": "python", "ksp_python_type": "krylearn.petsc.GCRODR",
+                                "krylearn_restart": "30", "krylearn_recycle": "10", "ksp_rtol": "1e-8",
+                                "pc_type": "jacobi"})
+    b = rng.standard_normal(A.shape[0])
+    _, rel1, its1, reason1 = solve_and_residual(ksp, Am, b)
+    _, rel2, its2, reason2 = solve_and_residual(ksp, Am, b + 0.1 * rng.standard_normal(A.shape[0]))
+    assert reason1 > 0 and reason2 > 0
+    assert rel1 <= 1e-8 * 1.001 and rel2 <= 1e-8 * 1.001
+    assert its2 < its1
+
+
+def test_ksp_view_shows_krylearn_options(tmp_path):
+    Am = petsc_mat(poisson2d(10))
+    ksp = ksp_from_options(Am, {**CG_TRUE_RESIDUAL, "pc_type": "python",
+                                "pc_python_type": "krylearn.petsc.TunedSOR", "krylearn_omega_grid": "1.1,1.5,1.7"})
+    solve_and_residual(ksp, Am, np.ones(100))
+    path = tmp_path / "view.txt"
+    viewer = PETSc.Viewer().createASCII(str(path))
+    ksp.view(viewer)
+    viewer.destroy()
+    text = path.read_text()
+    assert "bandit-tuned SSOR" in text and "x 3" in text
+
+
+def test_pc_apply_before_setup_is_a_clear_error():
+    context = kpetsc.TunedSOR()
+    x = PETSc.Vec().createSeq(4)
+    with pytest.raises(RuntimeError, match="before setUp"):
+        context.apply(None, x, x.duplicate())
+
+
+def test_bad_omega_grid_is_reported():
+    Am = petsc_mat(poisson2d(8))
+    with pytest.raises(PETSc.Error):
+        ksp = ksp_from_options(Am, {**CG_TRUE_RESIDUAL, "pc_type": "python",
+                                    "pc_python_type": "krylearn.petsc.TunedSOR", "krylearn_omega_grid": "0.5:2.5:4"})
+        solve_and_residual(ksp, Am, np.ones(64))
+
+
+def test_unknown_method_for_petsc_solve():
+    Am = petsc_mat(poisson2d(6))
+    with pytest.raises(ValueError, match="unknown method"):
+        kpetsc.solve(Am, np.ones(36), method="qmr-magic")
+
+
+# --------------------------------------------------------------------------- learned IC and DCDM
+
+def _learned_models_shipped() -> bool:
+    from krylearn.preconditioners import learned_ic
+
+    return any(learned_ic.MODELS_DIR.glob("*.pt"))
+
+
+needs_learned = pytest.mark.skipif(not _learned_models_shipped(), reason="no shipped learned-IC model")
+
+
+@needs_learned
+def test_learned_ic_from_options_converges():
+    A = poisson2d(24)
+    Am = petsc_mat(A)
+    ksp = ksp_from_options(Am, {**CG_TRUE_RESIDUAL, "pc_type": "python",
+                                "pc_python_type": "krylearn.petsc.LearnedIC"})
+    _, rel, its, reason = solve_and_residual(ksp, Am, np.ones(A.shape[0]))
+    assert reason > 0 and rel <= 1e-8 * 1.001
+    native = krylearn.solve(A, np.ones(A.shape[0]), method="cg", M="learned", rtol=1e-8)
+    assert abs(its - native.iterations) <= 1
+
+
+@needs_learned
+def test_learned_ic_rejects_nonsymmetric_and_unknown_model():
+    A = sp.csr_array(poisson2d(8) + sp.diags_array(np.full(63, 0.5), offsets=1, shape=(64, 64)))
+    Am = petsc_mat(A)
+    with pytest.raises(PETSc.Error):
+        ksp = ksp_from_options(Am, {**CG_TRUE_RESIDUAL, "pc_type": "python",
+                                    "pc_python_type": "krylearn.petsc.LearnedIC"})
+        solve_and_residual(ksp, Am, np.ones(64))
+    Am = petsc_mat(poisson2d(8))
+    with pytest.raises(PETSc.Error):
+        ksp = ksp_from_options(Am, {**CG_TRUE_RESIDUAL, "pc_type": "python",
+                                    "pc_python_type": "krylearn.petsc.LearnedIC", "krylearn_model": "no-such-model"})
+        solve_and_residual(ksp, Am, np.ones(64))
+
+
+def _dcdm_models_shipped() -> bool:
+    from krylearn.solvers import dcdm
+
+    try:
+        dcdm.model_path("dcdm_2d")
+    except (FileNotFoundError, ValueError):
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _dcdm_models_shipped(), reason="no shipped DCDM model")
+def test_dcdm_pc_under_flexible_cg_from_options():
+    m = 32
+    A = poisson2d(m)
+    Am = petsc_mat(A)
+    ksp = ksp_from_options(Am, {"ksp_type": "fcg", "ksp_rtol": "1e-8", "ksp_max_it": "2000",
+                                "ksp_norm_type": "unpreconditioned", "pc_type": "python",
+                                "pc_python_type": "krylearn.petsc.DCDM", "krylearn_grid": f"{m},{m}"})
+    _, rel, its, reason = solve_and_residual(ksp, Am, np.random.default_rng(3).standard_normal(m * m))
+    assert reason > 0 and rel <= 1e-8 * 1.001
+
+
+# --------------------------------------------------------------------------- MPI: 1 vs 2 ranks
+
+def _mpiexec(nranks: int, *args: str) -> dict[str, float]:
+    command = ["mpiexec", "--allow-run-as-root", "--oversubscribe", "-n", str(nranks), sys.executable,
+               str(ROOT / "examples" / "petsc_poisson.py"), *args]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    fields = dict(re.findall(r"(\w+)=([-+\w.]+)", done.stdout))
+    return {key: float(fields[key]) for key in ("reason", "iterations", "true_rel_residual", "xnorm")}
+
+
+MPI_CONFIGURATIONS = {
+    "tuned-sor": ["-pc_type", "python", "-pc_python_type", "krylearn.petsc.TunedSOR"],
+    "bjacobi-tuned-sor": ["-pc_type", "bjacobi", "-sub_pc_type", "python",
+                          "-sub_pc_python_type", "krylearn.petsc.TunedSOR"],
+}
+if _learned_models_shipped():
+    MPI_CONFIGURATIONS["learned-ic"] = ["-options_file", str(ROOT / "examples" / "learned_ic.opts")]
+    MPI_CONFIGURATIONS["bjacobi-learned-ic"] = ["-pc_type", "bjacobi", "-sub_pc_type", "python",
+                                                "-sub_pc_python_type", "krylearn.petsc.LearnedIC"]
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("name", sorted(MPI_CONFIGURATIONS))
+def test_one_and_two_ranks_agree(name):
+    args = ["-m", "48", "-ksp_norm_type", "unpreconditioned", *MPI_CONFIGURATIONS[name]]
+    one, two = _mpiexec(1, *args), _mpiexec(2, *args)
+    for run in (one, two):
+        assert run["reason"] > 0 and run["true_rel_residual"] <= 1e-8 * 1.001
+    # both solve A x = b to rtol 1e-8: the solutions agree to the conditioning times that
+    assert abs(one["xnorm"] - two["xnorm"]) <= 1e-5 * one["xnorm"]
