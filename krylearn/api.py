@@ -4,7 +4,8 @@ With ``method="auto"`` the matrix is classified (symmetric with positive
 diagonal, symmetric, general) and a chain of configurations is tried until
 the TRUE residual ||b - A x|| <= max(atol, rtol ||b||) holds:
 
-- symmetric, positive diagonal: CG + IC(0), CG + AMG, GMRES(50) + ILU(0);
+- symmetric, positive diagonal: CG + IC(0), CG + AMG (if CG finds p^T A p <= 0,
+  the matrix is treated as symmetric indefinite from then on);
 - symmetric otherwise: MINRES, GMRES(50) + ILU(0), BiCGStab + ILU(0);
 - general: GMRES(30) + ILU(0), BiCGStab + ILU(0), GMRES(60) + AMG;
 - then, for n <= ``direct_max_n`` (default 100,000), SuperLU with iterative
@@ -130,7 +131,7 @@ def _chain(kind: str, method: str, M, have_amg: bool) -> list[Candidate]:
     """The configurations to try, in order (before the direct fallback)."""
     auto_pc = isinstance(M, str) and M == "auto"
     chains = {
-        "spd": [Candidate("cg", "ic0"), Candidate("cg", "amg"), Candidate("gmres", "ilu0", {"restart": 50})],
+        "spd": [Candidate("cg", "ic0"), Candidate("cg", "amg")],
         "symmetric": [Candidate("minres", "none", {}, "jacobi"), Candidate("gmres", "ilu0", {"restart": 50}, "permute"),
                       Candidate("bicgstab", "ilu0", {}, "permute")],
         "general": [Candidate("gmres", "ilu0", {"restart": 30}, "permute"), Candidate("bicgstab", "ilu0", {}, "permute"),
@@ -372,10 +373,9 @@ def solve(A, b, *, method="auto", M="auto", rtol=1e-8, atol=0.0, maxiter=None, x
         log = _iterate(progress, equilibration(candidate), candidate, budget, callback, cache)
         progress.attempts.append(log)
         final = log
-        if candidate.method == "cg" and log["info"] == -1 and fallback:
-            # p^T A p <= 0: A is indefinite; MINRES replaces the remaining CG attempts
-            minres = Candidate("minres", M if user_pc else "none", {}, "none" if user_pc else "jacobi")
-            chain = [minres] + [c for c in chain if c.method != "cg"]
+        if candidate.method == "cg" and log["info"] == -1 and fallback and kind == "spd":
+            kind = "symmetric"  # p^T A p <= 0: A is indefinite after all; MINRES and ILU next
+            chain = _chain(kind, "auto", M, _have_amg())
     if not progress.converged and direct_ok and (fallback or method == "direct"):
         final = _direct(progress)
         progress.attempts.append(final)
