@@ -143,7 +143,10 @@ def _chain(kind: str, method: str, M, have_amg: bool) -> list[Candidate]:
         chain = [c for i, c in enumerate(chain) if c.label not in {d.label for d in chain[:i]}]
     if method != "auto":
         default_pc = {"cg": "ic0" if kind == "spd" else "jacobi", "minres": "none"}.get(method, "ilu0")
-        scaling = "jacobi" if method == "minres" and auto_pc else "none" if kind == "spd" else "permute"
+        if method in ("cg", "minres"):  # keep A symmetric: no row permutation
+            scaling = "jacobi" if method == "minres" and auto_pc else "none"
+        else:
+            scaling = "none" if kind == "spd" else "permute"
         first = Candidate(method, default_pc if auto_pc else M, {}, scaling)
         chain = [first] + [c for c in chain if c.label != first.label]
     return chain
@@ -247,10 +250,10 @@ def _direct(progress: _Progress) -> dict:
     except (RuntimeError, MatrixRankWarning, MemoryError) as exc:
         log.update(info=-5, error=f"sparse LU failed: {exc}", seconds=time.perf_counter() - start)
         return log
-    b64 = system.b.astype(np.float64)
+    A64, b64 = system.csr.astype(np.float64), system.b.astype(np.float64)
     x = progress.x.astype(np.float64)
     for step in range(3):
-        r = b64 - system.csr.astype(np.float64) @ x
+        r = b64 - A64 @ x
         if np.linalg.norm(r) <= progress.tol:
             break
         x = x + lu.solve(r)

@@ -228,3 +228,14 @@ def test_dense_preconditioner_matrix_and_missing_model(rng):
     assert krylearn.solve(op, b, M=M).converged
     with pytest.raises(ValueError, match="dcdm"):
         krylearn.solve(A, b, method="dcdm")
+
+
+def test_saddle_point_with_zero_diagonal(rng):
+    A0 = poisson2d(12)
+    B = sp.random_array((30, 144), density=0.05, random_state=3) + sp.hstack([sp.eye_array(30), sp.csr_array((30, 114))])
+    K = sp.csr_array(sp.block_array([[A0, B.T], [B, None]]))  # symmetric indefinite, zero (2,2) block
+    b = rng.standard_normal(K.shape[0])
+    for method in ("auto", "minres", "gmres"):
+        result = krylearn.solve(K, b, method=method, direct=False)
+        assert result.converged and result.method == (method if method != "auto" else "minres")
+        assert true_relative_residual(K, result.x, b) <= 1e-8
