@@ -5,12 +5,15 @@
 //            z = M^{-1} r;  beta = r.z_new / r.z_old;  p = z + beta p
 //
 // Per iteration without M: one fused SpMV+dot pass (q = A p, p.q) when A is a
-// CSR matrix, one fused pass updating x and r and reducing r.r, and
-// p = r + beta p. No allocation inside the loop.
-// info -1 when p.Ap <= 0 (A not SPD), -2 when r.z <= 0 (M not SPD), -3 on
+// CSR matrix, one fused pass updating x and r and reducing r.r, and one
+// p = r + beta p reducing p.p. No allocation inside the loop.
+// info -1 when p.Ap <= 0 or p.Ap / p.p <= eps max_k(p_k.Ap_k / p_k.p_k)
+// (A not SPD, or singular along p), -2 when r.z <= 0 (M not SPD), -3 on
 // non-finite values; x then holds the last iterate.
 #pragma once
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <utility>
 #include <vector>
 
@@ -40,7 +43,8 @@ KrylovResult cg(const Op& A, const LinearOperator<T>* M, const T* b, T* x, const
 
     bool residual_is_true = true;  // r was computed as b - A x (no recurrence drift)
     bool restart = true;           // next direction is p = z
-    double rz_old = 0.0;
+    double rz_old = 0.0, max_rayleigh = 0.0;
+    const double eps = std::numeric_limits<T>::epsilon();
     while (true) {
         if (mon.meets(rnorm)) {
             if (residual_is_true) return mon.finish(kConverged);
@@ -63,15 +67,21 @@ KrylovResult cg(const Op& A, const LinearOperator<T>* M, const T* b, T* x, const
             if (!std::isfinite(rz)) return mon.finish(kBreakdown);
             if (rz <= 0.0) return mon.finish(kPreconditionerNotSpd);
         }
-        if (restart)
+        double pp;
+        if (restart) {
             copy(z, p, n);
-        else
-            xpay(z, T(rz / rz_old), p, n);
+            pp = dot(p, p, n);
+        } else {
+            pp = update_direction(z, rz / rz_old, p, n);
+        }
         restart = false;
 
         const double pq = A.apply_dot(p, q);
         if (std::isnan(pq) || std::isinf(pq)) return mon.finish(kBreakdown);
-        if (pq <= 0.0) return mon.finish(kOperatorNotSpd);
+        // p.Ap <= 0, or a Rayleigh quotient at rounding level of the largest
+        // one seen (A singular along p: CG would only amplify noise).
+        if (pq <= 0.0 || pq <= eps * max_rayleigh * pp) return mon.finish(kOperatorNotSpd);
+        max_rayleigh = std::max(max_rayleigh, pq / pp);
         const double alpha = rz / pq;
         if (!detail::finite_value(T(alpha))) return mon.finish(kBreakdown);
 

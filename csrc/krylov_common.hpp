@@ -287,6 +287,27 @@ double cg_update(double alpha, const T* p, const T* q, T* x, T* r, std::size_t n
     return rr;
 }
 
+// p = z + beta p; returns p . p (the new p).
+template <class T>
+double update_direction(const T* z, double beta, T* p, std::size_t n) {
+    const T tb = T(beta);
+    return chunked_sum(n, [=](std::size_t b, std::size_t e) {
+        double s0 = 0.0, s1 = 0.0;
+        std::size_t i = b;
+        for (; i + 2 <= e; i += 2) {
+            const T p0 = z[i] + tb * p[i], p1 = z[i + 1] + tb * p[i + 1];
+            p[i] = p0, p[i + 1] = p1;
+            s0 += double(p0) * double(p0);
+            s1 += double(p1) * double(p1);
+        }
+        for (; i < e; ++i) {
+            p[i] = z[i] + tb * p[i];
+            s0 += double(p[i]) * double(p[i]);
+        }
+        return s0 + s1;
+    });
+}
+
 // x += a u + c w (c may be 0 with w unread when w == nullptr); false if a step
 // would overflow somewhere (x stays finite).
 template <class T>

@@ -10,9 +10,10 @@
 // M^{-1}-norm, so the 2-norm residual is carried along instead:
 //   A w_k from the same recurrence (A v_k is at hand), r -= phi_k A w_k.
 // The vector updates of one step are a single fused pass. info -2 when
-// y . M^{-1} y < 0 (M not SPD); -3 on non-finite values or when the Lanczos
-// space is exhausted (beta = 0) without meeting the tolerance twice in a row
-// (singular, inconsistent system).
+// y . M^{-1} y < 0 (M not SPD); -3 on non-finite values, or when the Lanczos
+// space is exhausted (beta_{k+1} <= eps ||T_k||) without reaching the
+// tolerance, or the projected problem is singular (gamma_k <= eps ||T_k||):
+// a singular, inconsistent system.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -141,6 +142,7 @@ KrylovResult minres(const LinearOperator<T>& op, const LinearOperator<T>* M, con
         if (beta_sq <= 0.0) return mon.finish(kPreconditionerNotSpd);  // y != 0 here
         double beta = std::sqrt(beta_sq), oldb = 0.0;
         double dbar = 0.0, epsln = 0.0, phibar = beta, cs = -1.0, sn = 0.0;
+        double tnorm = 0.0;  // max row sum of the Lanczos matrix: the scale of (A - shift I)
 
         while (true) {
             if (mon.exhausted()) return mon.finish_not_converged();
@@ -165,12 +167,21 @@ KrylovResult minres(const LinearOperator<T>& op, const LinearOperator<T>* M, con
             beta = std::sqrt(beta_sq);
 
             // Previous rotation on the new column, then the new rotation.
+            tnorm = std::max(tnorm, std::fabs(alpha) + beta + oldb);
             const double oldeps = epsln;
             const double delta = cs * dbar + sn * alpha;
             const double gbar = sn * dbar - cs * alpha;
             epsln = sn * beta;
             dbar = -cs * beta;
-            const double gamma = std::max(std::hypot(gbar, beta), eps);
+            const double gamma = std::hypot(gbar, beta);
+            if (gamma <= eps * tnorm) {
+                // Exhausted Lanczos space with a singular tridiagonal matrix:
+                // (A - shift I) is singular and b has a component outside its
+                // range. No step can reduce the residual any further.
+                shifted_residual(y_next);
+                const auto verdict = mon.judge_true_residual(nrm2(y_next, n));
+                return mon.finish(verdict == TrueResidualVerdict::converged ? kConverged : kBreakdown);
+            }
             cs = gbar / gamma;
             sn = beta / gamma;
             const double phi = cs * phibar;
@@ -185,7 +196,7 @@ KrylovResult minres(const LinearOperator<T>& op, const LinearOperator<T>* M, con
             mon.record_iteration(rnorm, x);
             if (!x_ok || !std::isfinite(rnorm)) return mon.finish(kBreakdown);
 
-            const bool exhausted_space = beta == 0.0;
+            const bool exhausted_space = beta <= eps * tnorm;
             if (mon.meets(rnorm) || exhausted_space) {
                 shifted_residual(y_next);
                 const double true_norm = nrm2(y_next, n);
