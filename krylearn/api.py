@@ -147,7 +147,7 @@ def _chain(kind: str, method: str, M, have_amg: bool) -> list[Candidate]:
             scaling = "jacobi" if method == "minres" and auto_pc else "none"
         else:
             scaling = "none" if kind == "spd" else "permute"
-        first = Candidate(method, default_pc if auto_pc else M, {}, scaling)
+        first = Candidate(method, default_pc if auto_pc else M, {"restart": 30} if "gmres" in method else {}, scaling)
         chain = [first] + [c for c in chain if c.label != first.label]
     return chain
 
