@@ -64,7 +64,7 @@ def kappa_schedule(steps: int, *, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     t = np.arange(steps) + 0.5
     base = 5.0 + 4.5 * np.sin(2 * np.pi * t / 400.0) * np.cos(2 * np.pi * t / 1700.0)
-    bursts = np.convolve(rng.standard_normal(steps), np.ones(25) / 5.0, mode="same")
+    bursts = np.convolve(rng.standard_normal(steps + 24), np.ones(25) / 5.0, mode="valid")  # std 1, correlated over 25 steps
     return np.clip(base + bursts, 0.0, 10.0)
 
 
