@@ -17,7 +17,8 @@ and read with ``torch.load(weights_only=True)``: loading executes no code.
 Model names: ``from_pretrained("diffusion2d" | "diffusion3d" | "heat_fem" |
 "synthetic")`` gives the model trained on that family
 (:mod:`krylearn.bench.spd_families`); ``from_pretrained()`` (what
-``M="learned"`` uses) gives ``"general"``, trained on a mix of all four.
+``M="learned"`` uses) gives ``"general"``, trained on a mix of the three PDE
+families (diffusion2d, diffusion3d, heat_fem).
 """
 from __future__ import annotations
 
@@ -96,21 +97,27 @@ def _ic0_values(scaled: sp.csr_array) -> tuple[sp.csr_array, float]:
     return sp.csr_array((np.asarray(L.data), np.asarray(L.indices), np.asarray(L.indptr)), shape=scaled.shape), ic.shift
 
 
-def factor_graph(A, device=None) -> tuple[FactorGraph, TrilPattern, float]:
-    """The network's input for SPD ``A``: (graph in float32, tril pattern, IC(0) shift of A~)."""
+def jacobi_scaled(A) -> tuple[sp.csr_array, np.ndarray]:
+    """(A~ = D^{-1/2} A D^{-1/2} with an exact unit diagonal, sqrt(diag A)) for SPD ``A``."""
     csr = as_csr(A, dtype=np.float64)
     check_spd_input(csr)
-    inv_sqrt = 1.0 / np.sqrt(csr.diagonal())
-    scaled = sp.csr_array(sp.diags_array(inv_sqrt) @ csr @ sp.diags_array(inv_sqrt))
+    sqrt_diag = np.sqrt(csr.diagonal())
+    scaled = sp.csr_array(sp.diags_array(1.0 / sqrt_diag) @ csr @ sp.diags_array(1.0 / sqrt_diag))
     scaled.sort_indices()
     scaled.setdiag(1.0)
+    return scaled, sqrt_diag
+
+
+def factor_graph(A, device=None) -> tuple[FactorGraph, TrilPattern, float]:
+    """The network's input for SPD ``A``: (graph in float32, tril pattern, IC(0) shift of A~)."""
+    scaled, sqrt_diag = jacobi_scaled(A)
     tril = sp.csr_array(sp.tril(scaled, format="csr"))
     tril.sort_indices()
     L0, shift = _ic0_values(scaled)
     if L0.nnz != tril.nnz or not np.array_equal(L0.indices, tril.indices):
         raise RuntimeError("IC(0) factor does not have tril(A)'s pattern")  # kernel contract violated
-    pattern = TrilPattern(tril, np.sqrt(csr.diagonal()))
-    ones = np.ones(csr.shape[0])
+    pattern = TrilPattern(tril, sqrt_diag)
+    ones = np.ones(scaled.shape[0])
     rowsum = scaled @ ones
     rho = L0 @ (L0.T @ ones) - rowsum
     offdiag_abs = abs(scaled) @ ones - 1.0
@@ -118,7 +125,7 @@ def factor_graph(A, device=None) -> tuple[FactorGraph, TrilPattern, float]:
     l0_diag = L0.data[pattern.diag_pos]
     as_t = lambda v: torch.as_tensor(np.ascontiguousarray(v), dtype=torch.float32, device=device)  # noqa: E731
     graph = FactorGraph(
-        n=csr.shape[0],
+        n=scaled.shape[0],
         rows=torch.as_tensor(pattern.off_rows.astype(np.int64), device=device),
         cols=torch.as_tensor(pattern.off_cols.astype(np.int64), device=device),
         a_off=as_t(a_off),
@@ -179,13 +186,16 @@ class LearnedIC(Preconditioner):
     ``setup(A)`` validates A (symmetric, positive diagonal), runs the network
     once and builds the native triangular-solve preconditioner. After setup:
     ``L`` (SciPy CSR), ``fallback`` (None, "ic0" or "ssor"),
-    ``inference_seconds`` (features + network + assembly).
+    ``inference_seconds`` (features + network + assembly). The network runs
+    with ``threads`` torch CPU threads (default 1: it is small, and more threads
+    contend with the OpenMP kernels); the global torch setting is restored.
     """
 
     name = "learned"
 
-    def __init__(self, model: ICGNN, metadata: dict | None = None, device="cpu") -> None:
+    def __init__(self, model: ICGNN, metadata: dict | None = None, device="cpu", threads: int = 1) -> None:
         super().__init__()
+        self.threads = max(1, int(threads))
         if not isinstance(model, ICGNN):
             raise TypeError(f"model must be an ICGNN, got {type(model).__name__}")
         self.model = model.to(device).eval()
@@ -253,24 +263,28 @@ class LearnedIC(Preconditioner):
     def predict_factor(self, A, dtype=np.float64) -> sp.csr_array:
         """L (CSR, lower, positive diagonal last in each row) with M = L L^T ~ A."""
         graph, pattern, _ = factor_graph(A, device=self.device)
-        with torch.inference_mode():
-            l_off, l_diag = self.model(graph)
-        l_off = l_off.double().cpu().numpy()
-        l_diag = l_diag.double().cpu().numpy()
-        if not (np.all(np.isfinite(l_off)) and np.all(np.isfinite(l_diag)) and np.all(l_diag > 0)):
+        saved_threads = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            with torch.inference_mode():
+                l_off, l_diag = self.model(graph)
+        finally:
+            torch.set_num_threads(saved_threads)
+        L = pattern.assemble(l_off.double().cpu().numpy(), l_diag.double().cpu().numpy(), dtype=dtype)
+        if not np.all(np.isfinite(L.data)) or not np.all(L.data[pattern.diag_pos] > 0):
             raise FloatingPointError("the network produced a non-finite or non-positive factor")
-        return pattern.assemble(l_off, l_diag, dtype=dtype)
+        return L
 
     def _build(self, csr: sp.csr_array) -> None:
-        check_spd_input(csr)
         start = time.perf_counter()
         self.fallback, self.L = None, None
         try:
-            self.L = self.predict_factor(csr, dtype=csr.data.dtype)
-            self._impl = CholeskyFactor(self.L).setup(csr)
-        except (FloatingPointError, ValueError) as exc:
+            self.L = self.predict_factor(csr, dtype=csr.data.dtype)  # ValueError for non-SPD input
+        except FloatingPointError as exc:
             self._impl = fallback_preconditioner(csr, reason=str(exc))
             self.fallback = self._impl.name
+        else:
+            self._impl = CholeskyFactor(self.L).setup(csr)
         self.native = self._impl.native
         self.inference_seconds = time.perf_counter() - start
 
@@ -296,18 +310,21 @@ def cg_with_fallback(A, b, x0=None, *, M: LearnedIC | str = "learned", rtol=1e-8
     """PCG with a learned IC; if it does not converge (stagnation up to ``maxiter``
     or breakdown) it is re-run from its last iterate with IC(0) (SSOR if IC(0)
     fails), with a warning. Returns the SolveResult with the smaller true residual
-    (iterations of both runs counted)."""
+    (iterations of both runs counted, ``details["fallback"]`` naming the second)."""
     from krylearn.solvers.krylov import run_cg
 
     from .base import make_preconditioner
 
-    pc = make_preconditioner(M, A)
-    first = run_cg(A, b, x0, rtol=rtol, atol=atol, maxiter=maxiter, M=pc, callback=callback)
+    csr = as_csr(A)
+    b = np.asarray(b)
+    pc = make_preconditioner(M, csr)
+    first = run_cg(csr, b, x0, rtol=rtol, atol=atol, maxiter=maxiter, M=pc, callback=callback)
     if first.converged:
         return first
-    second = run_cg(A, b, first.x, rtol=rtol, atol=atol, maxiter=maxiter, callback=callback,
-                    M=fallback_preconditioner(A, f"PCG did not converge (info={first.info})"))
-    best = second if second.residual_norm() <= first.residual_norm() else first
+    second = run_cg(csr, b, first.x, rtol=rtol, atol=atol, maxiter=maxiter, callback=callback,
+                    M=fallback_preconditioner(csr, f"PCG did not converge (info={first.info})"))
+    true_residual = lambda res: float(np.linalg.norm(b - csr @ res.x))  # noqa: E731
+    best = second if true_residual(second) <= true_residual(first) else first
     best.iterations = first.iterations + second.iterations
     best.details["fallback"] = second.preconditioner
     return best
