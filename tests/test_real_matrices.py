@@ -18,7 +18,6 @@ def _names() -> list[str]:
     return [row[0] for row in rows]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", _names() or ["<none>"])
 def test_solve_real_matrix_with_defaults(name, shared_matrices):
     path = shared_matrices / f"{name}.mtx.gz"
