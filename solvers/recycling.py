@@ -1,0 +1,612 @@
+"""Krylov subspace recycling across a sequence of systems A_i x_i = b_i.
+
+Two methods, both carrying a k-dimensional recycle space from one solve (and
+one restart cycle) to the next:
+
+- GCRO-DR (Parks, de Sturler, Mackey, Johnson, Maiti, SISC 2006) for general
+  matrices: GMRES(m) on the right-preconditioned operator B = A M^{-1},
+  augmented with U (n x k), C = B U orthonormal. Each cycle runs m - k Arnoldi
+  steps of (I - C C^T) B, minimises the residual over range([U, V]) and
+  replaces U by the k harmonic Ritz vectors of B in that space. When the
+  matrix changes, C = B_new U is recomputed (k operator applications) and
+  re-orthonormalised by a pivoted QR that drops dependent columns.
+- Recycled (deflated) PCG (Saad, Yeung, Erhel, Guyomarc'h, SISC 2000) for SPD
+  matrices: W (n x k, A-orthonormal) is removed from every direction,
+  p <- z + beta p - W (AW)^T z, and after each solve W is refreshed from
+  [W, first l search directions] by the Rayleigh-Ritz problem
+  (AZ)^T M^{-1} (AZ) y = theta (Z^T A Z) y (eigenvalues of M^{-1} A).
+
+With k = 0 both reduce to plain GMRES(m) / PCG (same iterations). The matrix
+products use the native CSR SpMV (``krylearn._kernels``) and the native
+preconditioners; the basis lives in one preallocated Fortran-ordered
+(n, m + 1) block so Gram-Schmidt (CGS2) is two BLAS-2 passes per step.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+
+from krylearn._validation import as_csr, as_kernel_matrix, check_maxiter, check_tolerances, check_vector
+from krylearn.preconditioners import Preconditioner, make_preconditioner
+from krylearn.result import SolveResult
+
+_RANK_TOL = 1e-10  # relative size of an R diagonal below which a recycled direction is dropped
+
+
+class _Operator:
+    """One system's A (native SpMV) and M^{-1} (native when available), float64."""
+
+    def __init__(self, csr: sp.csr_array, M) -> None:
+        self.csr = csr
+        self.n = self.csr.shape[0]
+        self._kernel = as_kernel_matrix(self.csr)
+        if isinstance(M, Preconditioner):
+            self.pc = M.setup(self.csr, dtype=np.float64)
+        else:
+            self.pc = make_preconditioner(M, self.csr, dtype=np.float64)
+        self.pc_name = "none" if self.pc is None else getattr(self.pc, "name", type(self.pc).__name__)
+        self._native_pc = None if self.pc is None else self.pc.native
+
+    def matvec(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """A x (x must be C-contiguous float64)."""
+        if out is None:
+            out = np.empty(self.n)
+        return self._kernel.matvec(x, out)
+
+    def precondition(self, r: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """M^{-1} r; returns r itself (no copy) without a preconditioner."""
+        if self.pc is None:
+            return r
+        if out is None:
+            out = np.empty(self.n)
+        if self._native_pc is not None:
+            self._native_pc.apply(r, out)
+            return out
+        return self.pc.apply(r, out=out)
+
+    def residual(self, b: np.ndarray, x: np.ndarray) -> np.ndarray:
+        return b - self.matvec(x)
+
+
+def _real_eigvec_basis(vecs: np.ndarray, vals: np.ndarray, k: int, keep: str) -> np.ndarray:
+    """Orthonormal real basis of the span of the k selected (generalised) eigenvectors.
+
+    ``keep="smallest"`` selects by smallest |theta|, ``"largest"`` by largest;
+    infinite/NaN eigenvalues are never selected. A complex pair contributes its
+    real and imaginary parts (so a pair is never split unless at the end).
+    """
+    finite = np.isfinite(vals)
+    mags = np.where(finite, np.abs(vals), np.inf)
+    order = np.argsort(mags if keep == "smallest" else -np.where(finite, mags, -np.inf), kind="stable")
+    cols: list[np.ndarray] = []
+    used = np.zeros(len(vals), dtype=bool)
+    for i in order:
+        if len(cols) >= k or not finite[i]:
+            break
+        if used[i]:
+            continue
+        used[i] = True
+        v = vecs[:, i]
+        if abs(vals[i].imag) > 0 and np.any(v.imag):
+            # mark the conjugate partner as used: it spans the same real plane
+            partner = np.flatnonzero(~used & finite & np.isclose(vals, np.conj(vals[i])))
+            used[partner[:1]] = True
+            cols.append(v.real)
+            if len(cols) < k:
+                cols.append(v.imag)
+        else:
+            cols.append(v.real)
+    if not cols:
+        return np.zeros((vecs.shape[0], 0))
+    Q, R = np.linalg.qr(np.column_stack(cols))
+    d = np.abs(np.diag(R))
+    return Q[:, d > _RANK_TOL * max(d.max(), np.finfo(float).tiny)]
+
+
+def _pivoted_basis(C: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pivoted QR C[:, piv] = Q R truncated to numerical rank: returns (Q_r, R_r, piv_r)."""
+    Q, R, piv = sla.qr(C, mode="economic", pivoting=True, check_finite=False)
+    d = np.abs(np.diag(R))
+    rank = int(np.sum(d > _RANK_TOL * d[0])) if d.size and d[0] > 0 else 0
+    return Q[:, :rank], R[:rank, :rank], piv[:rank]
+
+
+def _givens(a: float, b: float) -> tuple[float, float, float]:
+    """c, s, rho with [c s; -s c] [a; b] = [rho; 0]."""
+    if b == 0.0:
+        return 1.0, 0.0, a
+    rho = float(np.hypot(a, b))
+    return a / rho, b / rho, rho
+
+
+class RecyclingSolver:
+    """Solve a sequence of related systems, recycling a Krylov subspace between them.
+
+    Parameters
+    ----------
+    method : "gcrodr" (any nonsingular A), "cg" (recycled/deflated PCG, SPD A
+        and SPD M) or "auto" (CG when A is symmetric, else GCRO-DR).
+    k : dimension of the recycle space (0 = no recycling: plain GMRES(m)/PCG).
+    m : GCRO-DR cycle length (k recycled + m - k Arnoldi vectors); k < m.
+    ell : recycled CG: number of first search directions used to refresh the
+        space after each solve (default max(k, 10)).
+    M : preconditioner spec for every system: None/"none", a name
+        ("jacobi", "ssor", "ilu0", "ic0", "amg", ...) rebuilt for each new
+        matrix, a ``krylearn.preconditioners.Preconditioner`` (its ``setup`` is
+        called for each new matrix) or a fixed M^{-1} (LinearOperator,
+        matrix or callable). Right preconditioning for GCRO-DR.
+    rtol, atol, maxiter : stop when ||b - A x|| <= max(atol, rtol ||b||);
+        maxiter bounds the iterations (Arnoldi steps / CG steps) per solve
+        (default 10 n).
+    keep : harmonic Ritz values to keep, "smallest" (magnitude, deflates the
+        slow modes; the default) or "largest".
+    warm_start : when True and no x0 is given, start from the previous
+        solution (same n), otherwise from 0.
+
+    ``solve(A, b)`` returns a ``SolveResult``; ``details`` has "matvecs",
+    "recycle_dim", "cycles" and "dropped" (recycled directions dropped as
+    dependent or non-finite). ``reset()`` forgets the recycle space;
+    ``recycle_space`` is a copy of U (GCRO-DR, with C = A M^{-1} U) or W
+    (CG) for inspection.
+    """
+
+    def __init__(
+        self,
+        method: str = "gcrodr",
+        *,
+        k: int = 20,
+        m: int = 40,
+        ell: int | None = None,
+        M=None,
+        rtol: float = 1e-8,
+        atol: float = 0.0,
+        maxiter: int | None = None,
+        keep: str = "smallest",
+        warm_start: bool = False,
+    ) -> None:
+        if method not in ("gcrodr", "cg", "auto"):
+            raise ValueError(f"method must be 'gcrodr', 'cg' or 'auto', got {method!r}")
+        for value, label in ((k, "k"), (m, "m")):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"{label} must be an integer, got {value!r}")
+        if k < 0:
+            raise ValueError(f"k must be >= 0, got {k}")
+        if m < 1:
+            raise ValueError(f"m must be >= 1, got {m}")
+        if method != "cg" and k >= m:
+            raise ValueError(f"GCRO-DR needs k < m (k recycled + m - k new vectors per cycle), got k={k}, m={m}")
+        if keep not in ("smallest", "largest"):
+            raise ValueError(f"keep must be 'smallest' or 'largest', got {keep!r}")
+        if ell is not None and ell < 0:
+            raise ValueError(f"ell must be >= 0, got {ell}")
+        self.method, self.k, self.m, self.keep = method, int(k), int(m), keep
+        self.ell = max(self.k, 10) if ell is None else int(ell)
+        self.M, self.warm_start = M, bool(warm_start)
+        self.rtol, self.atol = check_tolerances(rtol, atol)
+        self.maxiter = maxiter
+        self.reset()
+
+    # ------------------------------------------------------------------ state
+    def reset(self) -> None:
+        """Forget the recycle space, the last matrix and the last solution."""
+        self._op: _Operator | None = None
+        self._method: str | None = None
+        self._U: np.ndarray | None = None  # GCRO-DR: U; CG: W
+        self._C: np.ndarray | None = None  # GCRO-DR: C = B U; CG: A W
+        self._MC: np.ndarray | None = None  # CG: M^{-1} A W
+        self._x_prev: np.ndarray | None = None
+        self._basis: np.ndarray | None = None
+        self.solves = 0
+
+    @property
+    def recycle_space(self) -> np.ndarray | None:
+        """Copy of the recycle basis (n x k'), or None before the first solve / with k = 0."""
+        return None if self._U is None else self._U.copy()
+
+    @property
+    def recycle_dim(self) -> int:
+        return 0 if self._U is None else self._U.shape[1]
+
+    # ------------------------------------------------------------------ solve
+    def solve(self, A, b, x0=None, *, rtol=None, atol=None, maxiter=None, callback: Callable | None = None) -> SolveResult:
+        """Solve A x = b with the current recycle space and update it.
+
+        ``callback(xk)`` is called after every restart cycle (GCRO-DR, like
+        SciPy's gcrotmk) or every iteration (CG).
+        """
+        start = time.perf_counter()
+        rtol, atol = check_tolerances(self.rtol if rtol is None else rtol, self.atol if atol is None else atol)
+        if not (sp.issparse(A) or isinstance(A, np.ndarray)):
+            raise TypeError(f"A must be a SciPy sparse matrix or a dense array, got {type(A).__name__}")
+        out_dtype = A.dtype if A.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+        csr = as_csr(A, dtype=np.float64)
+        n = csr.shape[0]
+        if self._op is not None and n != self._op.n:
+            warnings.warn(
+                f"system size changed from {self._op.n} to {n}: the recycle space is reset", RuntimeWarning, stacklevel=2
+            )
+            self.reset()
+        b = check_vector(b, n, "b", np.float64)
+        if x0 is not None:
+            x = check_vector(x0, n, "x0", np.float64)
+        elif self.warm_start and self._x_prev is not None:
+            x = self._x_prev.copy()
+        else:
+            x = np.zeros(n)
+        maxiter = check_maxiter(self.maxiter if maxiter is None else maxiter, 10 * n)
+        method = self.method
+        if method != "gcrodr":
+            symmetric = _is_symmetric(csr)
+            if method == "cg" and not symmetric:
+                raise ValueError("recycled CG needs a symmetric positive definite A; A is not symmetric: use method='gcrodr'")
+            method = "cg" if symmetric else "gcrodr"
+        if self._method is not None and method != self._method:
+            self.reset()  # 'auto' switched between CG and GCRO-DR: the spaces mean different things
+        self._method = method
+        # Same matrix as last time (by value): keep the operator, its preconditioner and C = A M^{-1} U.
+        same_matrix = self._op is not None and _same_csr(self._op.csr, csr)
+        op = self._op if same_matrix else _Operator(csr, self.M)
+        self._op = op
+        tol = max(atol, rtol * float(np.linalg.norm(b)))
+        if method == "cg":
+            x, info, its, residuals, details = self._deflated_cg(op, b, x, tol, maxiter, same_matrix, callback)
+        else:
+            x, info, its, residuals, details = self._gcrodr(op, b, x, tol, maxiter, same_matrix, callback)
+        self._x_prev = x.copy()
+        self.solves += 1
+        details["recycle_dim"] = self.recycle_dim
+        return SolveResult(
+            x=x.astype(out_dtype, copy=False),
+            converged=info == 0,
+            iterations=its,
+            residuals=np.asarray(residuals, dtype=np.float64),
+            info=info,
+            seconds=time.perf_counter() - start,
+            method="gcrodr" if method == "gcrodr" else "recycled-cg",
+            preconditioner=op.pc_name,
+            details=details,
+        )
+
+    def _finite_columns(self, details: dict) -> np.ndarray | None:
+        """The recycle basis without its non-finite columns (counted as dropped); None if none is left."""
+        U = self._U
+        good = np.all(np.isfinite(U), axis=0)
+        details["dropped"] += int(U.shape[1] - np.count_nonzero(good))
+        if not np.any(good):
+            self._U = self._C = self._MC = None
+            return None
+        return U if np.all(good) else np.asfortranarray(U[:, good])
+
+    # ------------------------------------------------------------------ GCRO-DR
+    def _refresh_gcrodr_space(self, op: _Operator, details: dict) -> int:
+        """C = A M^{-1} U for the new matrix, orthonormalised; returns operator applications used."""
+        U = self._finite_columns(details)
+        if U is None:
+            return 0
+        Ct = np.empty_like(U, order="F")
+        for i in range(U.shape[1]):
+            u = np.ascontiguousarray(U[:, i])
+            op.matvec(np.ascontiguousarray(op.precondition(u)), Ct[:, i])
+        self._set_space_from_qr(U, Ct, details)
+        return U.shape[1]
+
+    def _set_space_from_qr(self, Y: np.ndarray, G: np.ndarray, details: dict) -> None:
+        """Given B Y = G, set C = orthonormal basis of range(G), U = Y R^{-1} (dependent columns dropped)."""
+        if not (np.all(np.isfinite(G)) and np.all(np.isfinite(Y))):
+            details["dropped"] += Y.shape[1]
+            self._U = self._C = None
+            return
+        Q, R, piv = _pivoted_basis(G)
+        self._install_gcrodr_space(Y, Q, R, piv, details)
+
+    def _install_gcrodr_space(self, Y, C, R, piv, details: dict) -> None:
+        """U = Y[:, piv] R^{-1} and C (orthonormal, C = A M^{-1} U); none when the rank is 0."""
+        details["dropped"] += Y.shape[1] - C.shape[1]
+        if C.shape[1] == 0:
+            self._U = self._C = None
+            return
+        Rinv = sla.solve_triangular(R, np.eye(R.shape[0]), check_finite=False)
+        self._C = np.asfortranarray(C)
+        self._U = np.asfortranarray(Y[:, piv] @ Rinv)
+
+    def _gcrodr(self, op: _Operator, b, x, tol, maxiter, same_matrix, callback):
+        n, m, k = op.n, self.m, self.k
+        details = {"matvecs": 0, "cycles": 0, "dropped": 0}
+        if self._basis is None or self._basis.shape != (n, m + 1):
+            self._basis = np.empty((n, m + 1), order="F")
+        Wb = self._basis  # columns [C | V_1 ... V_{s+1}]
+        if self._U is not None and not same_matrix:
+            details["matvecs"] += self._refresh_gcrodr_space(op, details)
+        r = op.residual(b, x)
+        details["matvecs"] += 1
+        residuals = [float(np.linalg.norm(r))]
+        rnorm, its, info = residuals[0], 0, 0
+        w = np.empty(n)
+        while rnorm > tol and its < maxiter:
+            kc = self.recycle_dim
+            steps = min(m - kc, maxiter - its)
+            c = self._C.T @ r if kc else np.zeros(0)
+            v0 = r - self._C @ c if kc else r
+            beta = float(np.linalg.norm(v0))
+            if not np.isfinite(beta):
+                info = -3
+                break
+            if kc:
+                Wb[:, :kc] = self._C
+            if beta == 0.0:  # r lies in range(C): the projection below finishes the solve
+                steps = 0
+            else:
+                Wb[:, kc] = v0 / beta
+            H = np.zeros((kc + steps + 1, steps))  # [B; Hbar]: B = C^T B V, Hbar the Arnoldi Hessenberg
+            R = np.zeros((steps + 1, steps))  # Hbar reduced by Givens rotations
+            cs, sn = np.zeros(steps), np.zeros(steps)
+            g = np.zeros(steps + 1)
+            g[0] = beta
+            j_done = 0
+            for j in range(steps):
+                p = kc + j + 1
+                z = op.precondition(Wb[:, p - 1])
+                op.matvec(np.ascontiguousarray(z), w)
+                basis = Wb[:, :p]
+                h = basis.T @ w  # CGS2 against [C, V_1..V_j]
+                w -= basis @ h
+                h2 = basis.T @ w
+                w -= basis @ h2
+                h += h2
+                hn = float(np.linalg.norm(w))
+                H[:p, j] = h
+                H[p, j] = hn
+                col = R[:, j]
+                col[: j + 2] = H[kc : kc + j + 2, j]
+                for i in range(j):
+                    col[i], col[i + 1] = cs[i] * col[i] + sn[i] * col[i + 1], -sn[i] * col[i] + cs[i] * col[i + 1]
+                cs[j], sn[j], col[j] = _givens(col[j], col[j + 1])
+                col[j + 1] = 0.0
+                g[j + 1] = -sn[j] * g[j]
+                g[j] = cs[j] * g[j]
+                its += 1
+                j_done = j + 1
+                residuals.append(abs(g[j + 1]))
+                invariant = hn <= 1e-14 * float(np.hypot(hn, np.linalg.norm(h)))
+                if invariant:  # exact solution in the space; keep the basis finite for the update
+                    Wb[:, p] = 0.0
+                    break
+                Wb[:, p] = w / hn  # also on the last step: the recycle update uses V_{j+1}
+                if not np.isfinite(g[j + 1]) or abs(g[j + 1]) <= tol:
+                    break
+            details["matvecs"] += j_done
+            details["cycles"] += 1
+            # min || [c; beta e1] - [[D, B], [0, Hbar]] y ||: y2 from the triangular R, the U part is c - B y2.
+            y2 = np.zeros(0)
+            if j_done:
+                diag = np.abs(np.diag(R[:j_done, :j_done]))
+                if not np.all(np.isfinite(R[:j_done, :j_done])) or diag.min() == 0.0:
+                    info = -3
+                    break
+                y2 = sla.solve_triangular(R[:j_done, :j_done], g[:j_done], check_finite=False)
+            corr = Wb[:, kc : kc + j_done] @ y2 if j_done else np.zeros(n)
+            if kc:
+                corr += self._U @ (c - H[:kc, :j_done] @ y2)
+            x += op.precondition(np.ascontiguousarray(corr))
+            r = op.residual(b, x)
+            details["matvecs"] += 1
+            rnorm = float(np.linalg.norm(r))
+            if not np.isfinite(rnorm):
+                info = -3
+                break
+            residuals[-1] = rnorm
+            if callback is not None:
+                callback(x)
+            if k and j_done:
+                self._update_gcrodr_space(Wb, H, kc, j_done, details)
+            if steps == 0:
+                break
+        if info == 0 and rnorm > tol:
+            info = max(its, 1)
+        return x, info, its, residuals, details
+
+    def _update_gcrodr_space(self, Wb, H, kc, j, details) -> None:
+        """Keep the k harmonic Ritz vectors of the cycle: Gbar^T Gbar z = theta Gbar^T What^T Vhat z.
+
+        What = [C, V_{j+1}] (orthonormal, in ``Wb``), Vhat = [U D, V_j] with D
+        the inverse column norms of U, Gbar = [[D, B], [0, Hbar]], so that
+        A M^{-1} Vhat = What Gbar. New C = What Q, U = Vhat P R^{-1} with
+        Gbar P = Q R (pivoted, rank-truncated).
+        """
+        N = kc + j
+        G = np.zeros((N + 1, N))
+        G[kc:, kc:] = H[kc : N + 1, :j]
+        WtV = np.zeros((N + 1, N))
+        WtV[kc:, kc:] = np.eye(j + 1, j)
+        Ut = None
+        if kc:
+            d = 1.0 / np.linalg.norm(self._U, axis=0)
+            Ut = self._U * d
+            G[:kc, :kc] = np.diag(d)
+            G[:kc, kc:] = H[:kc, :j]
+            WtV[:, :kc] = Wb[:, : N + 1].T @ Ut
+        try:
+            if not (np.all(np.isfinite(G)) and np.all(np.isfinite(WtV))):
+                raise ValueError("non-finite cycle matrices")
+            vals, vecs = sla.eig(G.T @ G, G.T @ WtV, check_finite=False)
+            P = _real_eigvec_basis(vecs, vals, min(self.k, N), self.keep)
+            if P.shape[1] == 0:
+                raise ValueError("no finite harmonic Ritz values")
+        except (ValueError, np.linalg.LinAlgError):
+            details["dropped"] += kc
+            self._U = self._C = None
+            return
+        Y = Wb[:, kc:N] @ P[kc:]
+        if kc:
+            Y += Ut @ P[:kc]
+        if not np.all(np.isfinite(Y)):
+            details["dropped"] += kc
+            self._U = self._C = None
+            return
+        Q, R, piv = _pivoted_basis(G @ P)
+        self._install_gcrodr_space(Y, Wb[:, : N + 1] @ Q, R, piv, details)
+
+    # ------------------------------------------------------------------ deflated CG
+    def _refresh_cg_space(self, op: _Operator, details: dict) -> None:
+        """Re-A-orthonormalise W for a new matrix; recompute A W and M^{-1} A W."""
+        W = self._finite_columns(details)
+        if W is None:
+            return
+        AW = np.empty_like(W, order="F")
+        for i in range(W.shape[1]):
+            op.matvec(np.ascontiguousarray(W[:, i]), AW[:, i])
+        details["matvecs"] += W.shape[1]
+        MAW = None
+        if op.pc is not None:
+            MAW = np.empty_like(W, order="F")
+            for i in range(W.shape[1]):
+                MAW[:, i] = op.precondition(np.ascontiguousarray(AW[:, i]))
+        self._set_cg_space(W, AW, MAW, details)
+
+    def _set_cg_space(self, Z, AZ, MAZ, details: dict, select: int | None = None) -> None:
+        """Store an A-orthonormal basis of range(Z) (dependent or non-finite directions dropped).
+
+        With ``select``, keep only the ``select`` Ritz vectors of M^{-1} A in
+        range(Z) with the wanted eigenvalues: (AZ)^T M^{-1} (AZ) y = theta y
+        for A-orthonormal Z. ``MAZ`` = M^{-1} A Z, None without a preconditioner.
+        """
+        arrays = (Z, AZ) if MAZ is None else (Z, AZ, MAZ)
+        if not all(np.all(np.isfinite(arr)) for arr in arrays):
+            details["dropped"] += Z.shape[1]
+            self._U = self._C = self._MC = None
+            return
+        E = Z.T @ AZ
+        lam, V = np.linalg.eigh(0.5 * (E + E.T))
+        good = lam > _RANK_TOL * max(float(lam.max(initial=0.0)), np.finfo(float).tiny)
+        if select is None:
+            details["dropped"] += int(np.sum(~good))
+        if not np.any(good):
+            self._U = self._C = self._MC = None
+            return
+        T = V[:, good] / np.sqrt(lam[good])
+        Z, AZ = Z @ T, AZ @ T
+        MAZ = None if MAZ is None else MAZ @ T
+        if select is not None and select < Z.shape[1]:
+            F = AZ.T @ (AZ if MAZ is None else MAZ)
+            _, Y = np.linalg.eigh(0.5 * (F + F.T))  # ascending theta
+            Y = Y[:, :select] if self.keep == "smallest" else Y[:, -select:]
+            Z, AZ = Z @ Y, AZ @ Y
+            MAZ = None if MAZ is None else MAZ @ Y
+        self._U, self._C = np.asfortranarray(Z), np.asfortranarray(AZ)
+        self._MC = None if MAZ is None else np.asfortranarray(MAZ)
+
+    def _deflated_cg(self, op: _Operator, b, x, tol, maxiter, same_matrix, callback):
+        n, k = op.n, self.k
+        details = {"matvecs": 0, "cycles": 0, "dropped": 0}
+        if self._U is not None and not same_matrix:
+            self._refresh_cg_space(op, details)
+        W, AW = self._U, self._C
+        r = op.residual(b, x)
+        details["matvecs"] += 1
+        residuals = [float(np.linalg.norm(r))]
+
+        def deflate(v: np.ndarray) -> np.ndarray:
+            """v - W (AW)^T v: the part of v A-orthogonal to W."""
+            return v - W @ (AW.T @ v) if W is not None else v.copy()
+
+        if W is not None:  # x0 <- x0 + W (W^T A W)^{-1} W^T r0 (W is A-orthonormal)
+            c = W.T @ r
+            x += W @ c
+            r -= AW @ c
+        ell = min(self.ell, maxiter) if k else 0
+        P, AP, MAP = (np.empty((n, ell), order="F") for _ in range(3))
+        stored = 0
+        z = np.array(op.precondition(r), copy=True)
+        rz = float(r @ z)
+        p = deflate(z)
+        q = np.empty(n)
+        rnorm = float(np.linalg.norm(r))
+        its, info = 0, 0
+        while rnorm > tol:
+            if its >= maxiter:
+                break
+            if not np.isfinite(rz):
+                info = -3
+                break
+            if rz <= 0.0:
+                info = -2  # M is not SPD
+                break
+            op.matvec(p, q)
+            pq = float(p @ q)
+            if not np.isfinite(pq):
+                info = -3
+                break
+            if pq <= 0.0:
+                info = -1  # A is not SPD
+                break
+            alpha = rz / pq
+            x += alpha * p
+            r -= alpha * q
+            its += 1
+            z_new = np.array(op.precondition(r), copy=True)
+            if stored < ell:  # M^{-1} A p = (z_old - z_new) / alpha, free from the recurrence
+                P[:, stored], AP[:, stored], MAP[:, stored] = p, q, (z - z_new) / alpha
+                stored += 1
+            rnorm = float(np.linalg.norm(r))
+            residuals.append(rnorm)
+            if callback is not None:
+                callback(x)
+            if rnorm <= tol:  # confirm with the true residual; restart from it if the recurrence drifted
+                r = op.residual(b, x)
+                details["matvecs"] += 1
+                rnorm = float(np.linalg.norm(r))
+                residuals[-1] = rnorm
+                if rnorm <= tol:
+                    break
+                ell = stored  # the recurrence identity for M^{-1} A p no longer holds
+                if W is not None:
+                    c = W.T @ r
+                    x += W @ c
+                    r -= AW @ c
+                z = np.array(op.precondition(r), copy=True)
+                rz = float(r @ z)
+                p = deflate(z)
+                continue
+            rz_new = float(r @ z_new)
+            beta = rz_new / rz
+            z, rz = z_new, rz_new
+            p *= beta
+            p += z
+            if W is not None:
+                p -= W @ (AW.T @ z)
+        details["matvecs"] += its
+        if info == 0 and rnorm > tol:
+            info = max(its, 1)
+        if k and (stored or W is not None):
+            Zs, AZs, MZs = [P[:, :stored]], [AP[:, :stored]], [MAP[:, :stored]]
+            if W is not None:
+                Zs.insert(0, W)
+                AZs.insert(0, AW)
+                MZs.insert(0, self._MC)
+            MAZ = np.hstack(MZs) if op.pc is not None else None
+            self._set_cg_space(np.hstack(Zs), np.hstack(AZs), MAZ, details, select=k)
+        return x, info, its, residuals, details
+
+
+def _same_csr(a: sp.csr_array, b: sp.csr_array) -> bool:
+    return (
+        a.shape == b.shape
+        and a.nnz == b.nnz
+        and np.array_equal(a.indptr, b.indptr)
+        and np.array_equal(a.indices, b.indices)
+        and np.array_equal(a.data, b.data)
+    )
+
+
+def _is_symmetric(csr: sp.csr_array) -> bool:
+    """A == A^T up to rounding (relative 1e-10 of the largest entry)."""
+    diff = (csr - csr.T).tocsr()
+    if diff.nnz == 0:
+        return True
+    scale = float(np.abs(csr.data).max()) if csr.nnz else 0.0
+    return float(np.abs(diff.data).max()) <= 1e-10 * scale

@@ -1,0 +1,210 @@
+"""GCRO-DR and recycled CG: true residuals, k = 0 equals plain GMRES/CG, recycling pays off, bad input."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from krylearn.bench.baselines import blas_threads
+from krylearn.bench.sequences import darcy_sequence, helmholtz_sequence, thermal_sequence
+from krylearn.solvers.recycling import RecyclingSolver
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    with blas_threads(1):
+        yield
+
+
+def true_rel(A, b, x) -> float:
+    return float(np.linalg.norm(b - A @ x) / np.linalg.norm(b))
+
+
+def scipy_gmres_iterations(A, b, restart, rtol, M=None) -> int:
+    count = [0]
+
+    def tick(_):
+        count[0] += 1
+
+    _, info = spla.gmres(A, b, rtol=rtol, atol=0.0, restart=restart, maxiter=1000, M=M, callback=tick, callback_type="pr_norm")
+    assert info == 0
+    return count[0]
+
+
+def scipy_cg_iterations(A, b, rtol, M=None) -> int:
+    count = [0]
+
+    def tick(_):
+        count[0] += 1
+
+    _, info = spla.cg(A, b, rtol=rtol, atol=0.0, maxiter=10000, M=M, callback=tick)
+    assert info == 0
+    return count[0]
+
+
+@pytest.mark.parametrize("pc", ["none", "jacobi", "ilu0"])
+def test_gcrodr_reaches_true_residual_on_every_system(pc):
+    systems = darcy_sequence(4, n=400, seed=3)
+    solver = RecyclingSolver(k=8, m=20, M=pc, rtol=1e-8)
+    for s in systems:
+        res = solver.solve(s.A, s.b)
+        assert res.converged and res.info == 0
+        assert true_rel(s.A, s.b, res.x) <= 1e-8
+        assert res.method == "gcrodr" and res.preconditioner == pc
+        assert res.residuals[0] == pytest.approx(np.linalg.norm(s.b))
+    assert solver.recycle_dim == 8
+    assert solver.recycle_space.shape == (400, 8)
+
+
+def test_gcrodr_nonsymmetric_indefinite_sequence():
+    rng = np.random.default_rng(0)
+    systems = helmholtz_sequence(3, n=400, k0=5.0)
+    conv = sp.diags_array([-np.ones(399), np.ones(399)], offsets=[-1, 1]) * 0.3  # make it nonsymmetric
+    solver = RecyclingSolver(k=6, m=20, rtol=1e-7)
+    for s in systems:
+        A = sp.csr_array(s.A + conv)
+        b = rng.standard_normal(400)
+        res = solver.solve(A, b)
+        assert res.converged and true_rel(A, b, res.x) <= 1e-7
+
+
+@pytest.mark.parametrize("pc", ["none", "jacobi"])
+def test_k0_matches_plain_gmres_iterations(pc):
+    s = darcy_sequence(1, n=900, seed=1)[0]
+    M = None
+    if pc == "jacobi":
+        M = spla.LinearOperator(s.A.shape, matvec=lambda r: r / s.A.diagonal())
+    expected = scipy_gmres_iterations(s.A, s.b, restart=30, rtol=1e-8, M=M)
+    res = RecyclingSolver(k=0, m=30, M=pc, rtol=1e-8).solve(s.A, s.b)
+    assert res.converged and true_rel(s.A, s.b, res.x) <= 1e-8
+    assert abs(res.iterations - expected) <= 1, (res.iterations, expected)
+
+
+def test_k0_matches_native_gmres_iterations():
+    from krylearn.solvers.krylov import run_gmres
+
+    s = darcy_sequence(1, n=900, seed=2)[0]
+    native = run_gmres(s.A, s.b, restart=25, rtol=1e-8, atol=0.0, maxiter=10000)
+    res = RecyclingSolver(k=0, m=25, rtol=1e-8).solve(s.A, s.b)
+    assert native.converged and res.converged
+    assert abs(res.iterations - native.iterations) <= 1
+
+
+def test_identical_matrices_second_solve_far_fewer_iterations():
+    s = darcy_sequence(1, n=900, seed=4)[0]
+    rng = np.random.default_rng(1)
+    b2 = rng.standard_normal(900)
+    plain = RecyclingSolver(k=0, m=40, rtol=1e-8).solve(s.A, b2)
+    solver = RecyclingSolver(k=20, m=40, rtol=1e-8)
+    first = solver.solve(s.A, s.b)
+    second = solver.solve(s.A.copy(), b2)
+    assert first.converged and second.converged and plain.converged
+    assert true_rel(s.A, b2, second.x) <= 1e-8
+    assert second.iterations < 0.7 * first.iterations
+    assert second.iterations < 0.4 * plain.iterations
+    # the same matrix (by value) reuses C = A U: no extra operator applications for the space
+    assert second.details["matvecs"] <= second.iterations + 2 * second.details["cycles"] + 1
+
+
+def test_recycled_cg_k0_matches_cg_and_recycling_helps():
+    systems = thermal_sequence(3, m=30, seed=5)
+    s = systems[0]
+    expected = scipy_cg_iterations(s.A, s.b, rtol=1e-8)
+    plain = RecyclingSolver("cg", k=0, rtol=1e-8).solve(s.A, s.b)
+    assert plain.converged and abs(plain.iterations - expected) <= 1
+    darcy = darcy_sequence(3, n=900, seed=6)
+    solver = RecyclingSolver("cg", k=15, ell=30, M="ic0", rtol=1e-10)
+    iters = []
+    for d in darcy:
+        res = solver.solve(d.A, d.b)
+        assert res.converged and res.method == "recycled-cg"
+        assert true_rel(d.A, d.b, res.x) <= 1e-10
+        iters.append(res.iterations)
+    baseline = RecyclingSolver("cg", k=0, M="ic0", rtol=1e-10).solve(darcy[2].A, darcy[2].b).iterations
+    assert iters[2] < baseline
+
+
+def test_auto_method_picks_cg_for_symmetric():
+    s = darcy_sequence(1, n=400)[0]
+    assert RecyclingSolver("auto", k=5).solve(s.A, s.b).method == "recycled-cg"
+
+
+def test_recycled_cg_rejects_nonsymmetric():
+    A = sp.csr_array(sp.diags_array([-np.ones(49), 3 * np.ones(50), -0.5 * np.ones(49)], offsets=[-1, 0, 1]))
+    with pytest.raises(ValueError, match="symmetric"):
+        RecyclingSolver("cg", k=4).solve(A, np.ones(50))
+
+
+def test_recycled_cg_reports_indefinite_matrix():
+    A = sp.csr_array(sp.diags_array(np.linspace(-1.0, 1.0, 50) + 0.01))
+    res = RecyclingSolver("cg", k=0).solve(A, np.ones(50))
+    assert not res.converged and res.info == -1
+
+
+@pytest.mark.parametrize("k, m", [(5, 5), (8, 4)])
+def test_k_not_less_than_m_is_rejected(k, m):
+    with pytest.raises(ValueError, match="k < m"):
+        RecyclingSolver(k=k, m=m)
+
+
+@pytest.mark.parametrize("kwargs", [{"k": -1}, {"m": 0}, {"keep": "middle"}, {"method": "bicg"}, {"rtol": -1.0}])
+def test_bad_parameters(kwargs):
+    with pytest.raises(ValueError):
+        RecyclingSolver(**kwargs)
+
+
+def test_size_change_resets_with_warning():
+    a, b = darcy_sequence(1, n=400)[0], darcy_sequence(1, n=900)[0]
+    solver = RecyclingSolver(k=5, m=15)
+    solver.solve(a.A, a.b)
+    assert solver.recycle_dim == 5
+    with pytest.warns(RuntimeWarning, match="reset"):
+        res = solver.solve(b.A, b.b)
+    assert res.converged and solver.recycle_space.shape[0] == 900
+
+
+def test_rank_deficient_or_nan_space_is_dropped_and_solve_continues():
+    systems = darcy_sequence(2, n=400, seed=8)
+    solver = RecyclingSolver(k=6, m=20, rtol=1e-8)
+    solver.solve(systems[0].A, systems[0].b)
+    # corrupt the space: duplicate columns (rank deficient) and one NaN column
+    U = solver._U
+    U[:, 1] = U[:, 0]
+    res = solver.solve(systems[1].A, systems[1].b)
+    assert res.converged and true_rel(systems[1].A, systems[1].b, res.x) <= 1e-8
+    assert res.details["dropped"] >= 1
+    solver._U[:, 0] = np.nan
+    res = solver.solve(systems[0].A, systems[0].b)
+    assert res.converged and true_rel(systems[0].A, systems[0].b, res.x) <= 1e-8
+    assert res.details["dropped"] >= 1
+    assert np.all(np.isfinite(solver.recycle_space))
+
+
+def test_bad_vectors_and_maxiter():
+    s = darcy_sequence(1, n=400)[0]
+    solver = RecyclingSolver(k=4, m=10)
+    with pytest.raises(ValueError):
+        solver.solve(s.A, np.ones(399))
+    with pytest.raises(ValueError):
+        solver.solve(s.A, np.full(400, np.nan))
+    with pytest.raises(TypeError):
+        solver.solve("matrix", s.b)
+    res = solver.solve(s.A, s.b, maxiter=5)
+    assert not res.converged and res.info > 0 and res.iterations == 5
+
+
+def test_reset_forgets_space_and_zero_rhs():
+    s = darcy_sequence(1, n=400)[0]
+    solver = RecyclingSolver(k=4, m=12)
+    solver.solve(s.A, s.b)
+    solver.reset()
+    assert solver.recycle_space is None and solver.recycle_dim == 0
+    res = solver.solve(s.A, np.zeros(400))
+    assert res.converged and res.iterations == 0 and not np.any(res.x)
+
+
+def test_float32_input_returns_float32():
+    s = darcy_sequence(1, n=400)[0]
+    res = RecyclingSolver(k=4, m=12, rtol=1e-5).solve(s.A.astype(np.float32), s.b.astype(np.float32))
+    assert res.x.dtype == np.float32 and res.converged
