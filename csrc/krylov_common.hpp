@@ -99,15 +99,6 @@ struct CsrFusedOperator {
     void residual(const T* x, const T* b, T* r) const { csr_residual(A, x, b, r); }
 };
 
-// z = M^{-1} r, or z = r without a preconditioner.
-template <class T>
-inline void precondition(const LinearOperator<T>* M, const T* r, T* z, std::size_t n) {
-    if (M)
-        M->apply(r, z);
-    else
-        copy(r, z, n);
-}
-
 // ------------------------------------------------------------- loop bookkeeping
 
 // The stopping threshold max(atol, rtol ||b||), the residual history, the
@@ -120,10 +111,7 @@ public:
         result_.residuals.reserve(std::min<std::size_t>(params.maxiter, 4095) + 1);
     }
 
-    double tol() const { return tol_; }
-    double bnorm() const { return bnorm_; }
     bool meets(double rnorm) const { return rnorm <= tol_; }
-    std::size_t iterations() const { return result_.iterations; }
     bool exhausted() const { return result_.iterations >= params_.maxiter; }
 
     void record_initial(double rnorm) { result_.residuals.push_back(rnorm); }

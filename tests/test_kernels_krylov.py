@@ -4,9 +4,11 @@ counts), preconditioners, matrix-free operators, callbacks, breakdown codes,
 input validation."""
 from __future__ import annotations
 
+import _thread
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -19,10 +21,10 @@ from krylearn.bench.problems import anisotropic2d, poisson2d, poisson3d
 DTYPES = [np.float64, np.float32]
 
 
-def kernel_matrix(A, dtype=np.float64) -> K.CsrMatrix:
+def kernel_matrix(A, dtype=np.float64, index_dtype=np.int32) -> K.CsrMatrix:
     A = sp.csr_array(A, dtype=dtype)
     A.sort_indices()
-    return K.CsrMatrix(A.indptr, A.indices, A.data, A.shape[1])
+    return K.CsrMatrix(A.indptr.astype(index_dtype), A.indices.astype(index_dtype), A.data, A.shape[1])
 
 
 def convection_diffusion(m: int, peclet: float = 50.0) -> sp.csr_array:
@@ -84,6 +86,17 @@ def test_cg_matches_scipy(problem, dtype, rng):
     assert residuals[0] == pytest.approx(np.linalg.norm(b.astype(np.float64)), rel=1e-6)
     tol = np.sqrt(np.finfo(dtype).eps)
     np.testing.assert_allclose(x, x_ref, rtol=0, atol=tol * np.abs(x_ref).max() * 10)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_int64_indices_give_the_same_iterates(dtype, poisson):
+    A, b = poisson
+    A, b = A.astype(dtype), b.astype(dtype)
+    for name in ("cg", "gmres", "bicgstab", "minres"):
+        small = run(name, kernel_matrix(A, dtype, np.int32), b, rtol=1e-6)
+        large = run(name, kernel_matrix(A, dtype, np.int64), b, rtol=1e-6)
+        assert small[1:3] == large[1:3]
+        np.testing.assert_array_equal(small[0], large[0])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -275,6 +288,21 @@ def test_callback_exception_propagates(poisson):
 
     with pytest.raises(RuntimeError, match="stop here"):
         K.cg(kernel_matrix(A), b, x, None, 1e-8, 0.0, None, stop)
+    assert np.all(np.isfinite(x))
+
+
+def test_keyboard_interrupt_stops_a_long_solve():
+    A = poisson2d(160)
+    b = np.ones(A.shape[0])
+    x = np.zeros_like(b)
+    timer = threading.Timer(0.2, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            # rtol 0 can never be met: only the interrupt (or maxiter, ~10 s) ends it
+            K.cg(kernel_matrix(A), b, x, None, 0.0, 0.0, 20_000, None)
+    finally:
+        timer.cancel()
     assert np.all(np.isfinite(x))
 
 
