@@ -7,9 +7,13 @@ the TRUE residual ||b - A x|| <= max(atol, rtol ||b||) holds:
 - symmetric, positive diagonal: CG + IC(0), CG + AMG (if CG finds p^T A p <= 0,
   the matrix is treated as symmetric indefinite from then on);
 - symmetric otherwise: MINRES, GMRES(50) + ILU(0), BiCGStab + ILU(0);
-- general: GMRES(30) + ILU(0), BiCGStab + ILU(0), GMRES(60) + AMG;
+- general: GMRES(30) + ILU(0), GMRES(60) + classical (Ruge-Stuben) AMG,
+  GMRES(100) + ILU(0), BiCGStab + ILU(0);
 - then, for n <= ``direct_max_n`` (default 100,000), SuperLU with iterative
   refinement.
+
+GMRES attempts stop early when the residual falls by less than 2x over
+``STAGNATION_WINDOW`` iterations, so a stalled configuration costs little.
 
 MINRES iterates on D^{-1/2} A D^{-1/2} (D = |diag A|, i.e. Jacobi
 preconditioning kept symmetric); ILU(0) attempts on matrices with zero
@@ -39,7 +43,16 @@ from scipy.sparse.linalg import LinearOperator, MatrixRankWarning, splu
 from ._validation import as_kernel_matrix, check_maxiter, check_tolerances, is_symmetric
 from .preconditioners.base import learned_preconditioner, make_preconditioner
 from .result import SolveResult
-from .solvers.krylov import LinearSystem, initial_guess, linear_system, run_bicgstab, run_cg, run_gmres, run_minres
+from .solvers.krylov import (
+    LinearSystem,
+    StopSolve,
+    initial_guess,
+    linear_system,
+    run_bicgstab,
+    run_cg,
+    run_gmres,
+    run_minres,
+)
 
 KRYLOV = {
     "cg": run_cg,
@@ -51,6 +64,7 @@ KRYLOV = {
 METHODS = ("auto", *KRYLOV, "sor", "ssor", "direct", "dcdm")
 DIRECT_MAX_N = 100_000
 REFINEMENT_ROUNDS = 4
+STAGNATION_WINDOW = 200  # GMRES iterations (at least 5 restart cycles)
 
 
 @dataclass
@@ -134,10 +148,12 @@ def _chain(kind: str, method: str, M, have_amg: bool) -> list[Candidate]:
         "spd": [Candidate("cg", "ic0"), Candidate("cg", "amg")],
         "symmetric": [Candidate("minres", "none", {}, "jacobi"), Candidate("gmres", "ilu0", {"restart": 50}, "permute"),
                       Candidate("bicgstab", "ilu0", {}, "permute")],
-        "general": [Candidate("gmres", "ilu0", {"restart": 30}, "permute"), Candidate("bicgstab", "ilu0", {}, "permute"),
-                    Candidate("gmres", "amg", {"restart": 60}, "permute")],
+        "general": [Candidate("gmres", "ilu0", {"restart": 30}, "permute"),
+                    Candidate("gmres", "amg:rs", {"restart": 60}, "permute"),
+                    Candidate("gmres", "ilu0", {"restart": 100}, "permute"),
+                    Candidate("bicgstab", "ilu0", {}, "permute")],
     }
-    chain = [c for c in chains[kind] if have_amg or c.M != "amg"]
+    chain = [c for c in chains[kind] if have_amg or not c.M.startswith("amg")]
     if not auto_pc:  # the user's preconditioner with every method of the chain
         chain = [Candidate(c.method, M, c.options, c.scaling) for c in chain if c.method != "minres" or kind != "general"]
         chain = [c for i, c in enumerate(chain) if c.label not in {d.label for d in chain[:i]}]
@@ -224,10 +240,16 @@ def _iterate(progress: _Progress, eq: Equilibration | None, candidate: Candidate
                 callback(base + scale * y)
             if candidate.method in ("gmres", "fgmres"):
                 options["callback_type"] = "x"
+        elif candidate.method in ("gmres", "fgmres"):
+            wrapped = _stagnation_monitor(max(STAGNATION_WINDOW, 5 * options.get("restart", 20)))
+            options["callback_type"] = "pr_norm"
         res = KRYLOV[candidate.method](dataclasses.replace(inner, b=rhs), None, None,
-                                       rtol=0.5 * progress.tol / progress.rnorm, maxiter=budget - log["iterations"], M=pc, callback=wrapped, **options)
+                                       rtol=0.5 * progress.tol / progress.rnorm, maxiter=budget - log["iterations"],
+                                       M=pc, callback=wrapped, **options)
         log["iterations"] += res.iterations
         log["info"] = res.info
+        if "stopped" in res.details:
+            log["stopped"] = res.details["stopped"]
         histories.append(res.residuals)
         before = progress.rnorm
         progress.offer(base + scale * res.x)
@@ -236,6 +258,19 @@ def _iterate(progress: _Progress, eq: Equilibration | None, candidate: Candidate
     log.update(seconds=time.perf_counter() - start, residual=progress.rnorm, converged=progress.converged,
                residuals=np.concatenate(histories) if histories else np.zeros(0))
     return log
+
+
+def _stagnation_monitor(window: int):
+    """GMRES ``pr_norm`` callback that stops the attempt when the residual fell by less than
+    2x over the last ``window`` iterations (restarted GMRES stalls rather than fails)."""
+    history: list[float] = []
+
+    def monitor(relative_residual: float) -> None:
+        history.append(relative_residual)
+        if len(history) > window and relative_residual > 0.5 * history[-1 - window]:
+            raise StopSolve(f"stagnation: < 2x residual reduction in {window} iterations", iterations=len(history))
+
+    return monitor
 
 
 def _direct(progress: _Progress) -> dict:

@@ -118,6 +118,7 @@ class AMG(Preconditioner):
         if kind not in ("sa", "rs"):
             raise ValueError(f"AMG kind must be 'sa' or 'rs', got {kind!r}")
         self.kind, self.cycle, self.options = kind, cycle, options
+        self.name = "amg" if kind == "sa" else "amg-rs"
         self.hierarchy = None
 
     def _build(self, csr: sp.csr_array) -> None:

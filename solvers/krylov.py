@@ -42,6 +42,15 @@ from krylearn.preconditioners.base import Preconditioner, make_preconditioner
 from krylearn.result import SolveResult
 
 
+class StopSolve(Exception):
+    """Raised by a callback to end the iteration early; the ``run_*`` driver then returns
+    the current iterate as not converged (info = ``iterations`` given here, at least 1)."""
+
+    def __init__(self, message: str = "", iterations: int = 0) -> None:
+        super().__init__(message)
+        self.iterations = int(iterations)
+
+
 # The loops stop on the recursively updated residual; a result is reported as
 # converged only if the true residual ||b - A x|| is within this factor of the
 # tolerance too (rounding lets the two drift apart on ill-conditioned systems).
@@ -126,13 +135,21 @@ def _run(method: str, loop, A, b, x0, M, rtol, atol, maxiter, default_maxiter, s
     if bnorm == 0.0:  # SciPy: x = 0 exactly, converged, whatever x0 was
         return SolveResult(np.zeros(system.n, dtype=system.dtype), True, 0, np.zeros(1), 0,
                            time.perf_counter() - start, method, pc_name, {"setup_seconds": setup_seconds})
+    stopped = None
     if maxiter == 0:  # nothing to iterate; SciPy would report info 0 even when x0 is not a solution
         r0 = system.residual_norm(x, shift)
         iterations, info, residuals = 0, int(r0 > max(atol, rtol * bnorm)), [r0]
     else:
-        iterations, info, residuals = loop(system, x, _loop_preconditioner(pc, system.dtype), rtol, atol, maxiter)
+        try:
+            iterations, info, residuals = loop(system, x, _loop_preconditioner(pc, system.dtype), rtol, atol, maxiter)
+        except StopSolve as stop:  # x holds the loop's last accepted iterate (GMRES: the last restart)
+            stopped = str(stop) or "stopped by the callback"
+            iterations, residuals = stop.iterations, [bnorm, system.residual_norm(x, shift)]
+            info = max(iterations, 1)
     true_residual = system.residual_norm(x, shift)
     details = {"setup_seconds": setup_seconds, "bnorm": bnorm, "true_residual": true_residual}
+    if stopped is not None:
+        details["stopped"] = stopped
     if int(info) == 0 and true_residual > TRUE_RESIDUAL_SLACK * max(atol, rtol * bnorm):
         info = max(int(iterations), 1)  # the recursive residual converged, the true one did not
     if pc is not None and getattr(pc, "shift", None):

@@ -239,3 +239,30 @@ def test_saddle_point_with_zero_diagonal(rng):
         result = krylearn.solve(K, b, method=method, direct=False)
         assert result.converged and result.method == (method if method != "auto" else "minres")
         assert true_relative_residual(K, result.x, b) <= 1e-8
+
+
+def test_stalled_gmres_attempt_stops_early():
+    rng = np.random.default_rng(2)
+    n = 1500
+    A = sp.csr_array(sp.random_array((n, n), density=0.004, random_state=rng) + sp.diags_array(rng.uniform(0.5, 1, n)))
+    b = A @ np.ones(n)
+    result = krylearn.solve(A, b)
+    assert result.converged and true_relative_residual(A, result.x, b) <= 1e-8
+    stalled = [a for a in result.details["attempts"] if "stopped" in a]
+    assert stalled and result.method == "direct"  # ILU(0) is useless here; GMRES gives up early
+    for attempt in stalled:
+        assert attempt["method"] == "gmres" and attempt["iterations"] < 2000 and not attempt["converged"]
+
+
+def test_callback_can_stop_a_solve(rng):
+    A = poisson2d(20)
+    b = rng.standard_normal(400)
+
+    def stop_after_five(xk, seen=[]):  # noqa: B006 - counts calls
+        seen.append(1)
+        if len(seen) == 5:
+            raise krylearn.solvers.StopSolve("user stop", iterations=5)
+
+    result = krylearn.solvers.run_cg(A, b, rtol=1e-12, callback=stop_after_five)
+    assert not result.converged and result.info == 5 and result.details["stopped"] == "user stop"
+    assert np.all(np.isfinite(result.x)) and np.linalg.norm(b - A @ result.x) < np.linalg.norm(b)
