@@ -428,8 +428,11 @@ def solve(A, b, *, method="auto", M="auto", rtol=1e-8, atol=0.0, maxiter=None, x
         details["shift"] = final["shift"]
     if not converged:
         tried = ", ".join(f"{a['method']}+{a['preconditioner']}" for a in progress.attempts) or "nothing"
+        hint = ""
+        if system.dtype == np.float32 and rtol < 1e-6:
+            hint = "; float32 cannot resolve rtol below ~1e-6, pass float64 data or a larger rtol"
         warnings.warn(f"krylearn.solve did not reach ||b - A x|| <= {tol:.3e} (best {progress.rnorm:.3e}); "
-                      f"tried {tried}", RuntimeWarning, stacklevel=2)
+                      f"tried {tried}{hint}", RuntimeWarning, stacklevel=2)
     residuals = final.get("residuals", np.zeros(0))
     if len(residuals) == 0:
         residuals = np.array([progress.rnorm])
