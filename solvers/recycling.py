@@ -296,23 +296,18 @@ class RecyclingSolver:
         return U.shape[1]
 
     def _set_space_from_qr(self, Y: np.ndarray, G: np.ndarray, details: dict) -> None:
-        """Given B Y = G, set C = orthonormal basis of range(G), U = Y R^{-1} (dependent columns dropped)."""
-        if not (np.all(np.isfinite(G)) and np.all(np.isfinite(Y))):
+        """Given A M^{-1} Y = G: C = orthonormal basis of range(G), U = Y R^{-1} (dependent columns dropped)."""
+        if not np.all(np.isfinite(G)):
             details["dropped"] += Y.shape[1]
             self._U = self._C = None
             return
         Q, R, piv = _pivoted_basis(G)
-        self._install_gcrodr_space(Y, Q, R, piv, details)
-
-    def _install_gcrodr_space(self, Y, C, R, piv, details: dict) -> None:
-        """U = Y[:, piv] R^{-1} and C (orthonormal, C = A M^{-1} U); none when the rank is 0."""
-        details["dropped"] += Y.shape[1] - C.shape[1]
-        if C.shape[1] == 0:
+        details["dropped"] += Y.shape[1] - Q.shape[1]
+        if Q.shape[1] == 0:
             self._U = self._C = None
             return
-        Rinv = sla.solve_triangular(R, np.eye(R.shape[0]), check_finite=False)
-        self._C = np.asfortranarray(C)
-        self._U = np.asfortranarray(Y[:, piv] @ Rinv)
+        self._C = Q
+        self._U = Y[:, piv] @ sla.solve_triangular(R, np.eye(R.shape[0]), check_finite=False)
 
     def _gcrodr(self, op: _Operator, b, x, tol, maxiter, same_matrix, callback):
         n, m, k = op.n, self.m, self.k
@@ -423,13 +418,11 @@ class RecyclingSolver:
         G[kc:, kc:] = H[kc : N + 1, :j]
         WtV = np.zeros((N + 1, N))
         WtV[kc:, kc:] = np.eye(j + 1, j)
-        Ut = None
         if kc:
             d = 1.0 / np.linalg.norm(self._U, axis=0)
-            Ut = self._U * d
             G[:kc, :kc] = np.diag(d)
             G[:kc, kc:] = H[:kc, :j]
-            WtV[:, :kc] = Wb[:, : N + 1].T @ Ut
+            WtV[:, :kc] = (Wb[:, : N + 1].T @ self._U) * d
         try:
             if not (np.all(np.isfinite(G)) and np.all(np.isfinite(WtV))):
                 raise ValueError("non-finite cycle matrices")
@@ -441,15 +434,23 @@ class RecyclingSolver:
             details["dropped"] += kc
             self._U = self._C = None
             return
-        Y = Wb[:, kc:N] @ P[kc:]
-        if kc:
-            Y += Ut @ P[:kc]
-        if not np.all(np.isfinite(Y)):
-            details["dropped"] += kc
+        Q, R, piv = _pivoted_basis(G @ P)
+        details["dropped"] += P.shape[1] - Q.shape[1]
+        if Q.shape[1] == 0:
             self._U = self._C = None
             return
-        Q, R, piv = _pivoted_basis(G @ P)
-        self._install_gcrodr_space(Y, Wb[:, : N + 1] @ Q, R, piv, details)
+        # U_new = Vhat P R^{-1} = U (D T_1) + V_j T_2 with T = P[:, piv] R^{-1} (small), C_new = What Q.
+        T = P[:, piv] @ sla.solve_triangular(R, np.eye(R.shape[0]), check_finite=False)
+        # computed transposed so the (n, k) results come out column-major without a copy
+        U_new = (T[kc:].T @ Wb[:, kc:N].T).T
+        if kc:
+            U_new += self._U @ (d[:, None] * T[:kc])
+        C_new = (Q.T @ Wb[:, : N + 1].T).T
+        if not (np.all(np.isfinite(U_new)) and np.all(np.isfinite(C_new))):
+            details["dropped"] += Q.shape[1]
+            self._U = self._C = None
+            return
+        self._U, self._C = U_new, C_new
 
     # ------------------------------------------------------------------ deflated CG
     def _refresh_cg_space(self, op: _Operator, details: dict) -> None:
@@ -497,8 +498,7 @@ class RecyclingSolver:
             Y = Y[:, :select] if self.keep == "smallest" else Y[:, -select:]
             Z, AZ = Z @ Y, AZ @ Y
             MAZ = None if MAZ is None else MAZ @ Y
-        self._U, self._C = np.asfortranarray(Z), np.asfortranarray(AZ)
-        self._MC = None if MAZ is None else np.asfortranarray(MAZ)
+        self._U, self._C, self._MC = Z, AZ, MAZ
 
     def _deflated_cg(self, op: _Operator, b, x, tol, maxiter, same_matrix, callback):
         n, k = op.n, self.k
