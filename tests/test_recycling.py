@@ -208,3 +208,37 @@ def test_float32_input_returns_float32():
     s = darcy_sequence(1, n=400)[0]
     res = RecyclingSolver(k=4, m=12, rtol=1e-5).solve(s.A.astype(np.float32), s.b.astype(np.float32))
     assert res.x.dtype == np.float32 and res.converged
+
+
+def test_warm_start_and_keep_largest():
+    s = darcy_sequence(1, n=400, seed=9)[0]
+    solver = RecyclingSolver(k=5, m=15, warm_start=True, rtol=1e-8)
+    assert solver.solve(s.A, s.b).converged
+    again = solver.solve(s.A, s.b)  # starts from the previous solution
+    assert again.converged and again.iterations == 0
+    res = RecyclingSolver(k=5, m=15, keep="largest", rtol=1e-8).solve(s.A, s.b)
+    assert res.converged and true_rel(s.A, s.b, res.x) <= 1e-8
+
+
+def test_preconditioner_object_is_set_up_per_matrix():
+    from krylearn.preconditioners import Jacobi
+
+    systems = darcy_sequence(2, n=400, seed=10)
+    pc = Jacobi()
+    solver = RecyclingSolver(k=5, m=15, M=pc, rtol=1e-8)
+    for s in systems:
+        res = solver.solve(s.A, s.b)
+        assert res.converged and true_rel(s.A, s.b, res.x) <= 1e-8
+        assert np.allclose(pc.apply(np.ones(400)), 1.0 / s.A.diagonal())
+
+
+def test_suite_quick_runs_and_writes_results(tmp_path, monkeypatch):
+    from krylearn.bench import suite_recycle
+
+    monkeypatch.setenv("KRYLEARN_RESULTS", str(tmp_path))
+    rc = suite_recycle.main(["--quick", "--families", "darcy", "--preconditioners", "none,ilu", "--count", "4",
+                             "--baseline-count", "2", "--k", "6", "--m", "20"])
+    assert rc == 0
+    for stem in ("table", "systems"):
+        assert (tmp_path / "recycle" / f"{stem}.csv").is_file()
+        assert (tmp_path / "recycle" / f"{stem}.json").is_file()
