@@ -43,6 +43,8 @@ class Configuration:
             raise ValueError(f"omega must lie in (0, 2), got {self.omega!r}")
         if self.method in ("sor", "ssor") and self.preconditioner != "none":
             raise ValueError("SOR/SSOR as a solver takes no preconditioner")
+        if self.preconditioner == "ssor" and self.method != "cg":
+            raise ValueError("the SSOR preconditioner is tuned for CG only")
 
     @property
     def label(self) -> str:
@@ -76,8 +78,6 @@ def run_configuration(system, config: Configuration, *, rtol: float = 1e-8, atol
 
     if config.method in ("sor", "ssor") or config.preconditioner == "ssor":
         method = config.method if config.method in ("sor", "ssor") else "cg"
-        if config.method not in ("sor", "ssor", "cg"):
-            raise ValueError("the SSOR preconditioner is only tuned for CG")
         return run_with_omega(system, method, float(config.omega or 1.0), rtol=rtol, atol=atol, maxiter=maxiter,
                               x0=x0, callback=callback)
     from krylearn.preconditioners import make_preconditioner
