@@ -168,7 +168,11 @@ def _parse_grid(text: str) -> np.ndarray:
 class TunedSOR(_LocalBlockPC):
     """SSOR on the local block whose omega is chosen per KSPSolve by a bandit
     (Tsallis-INF by default) that learns from the iteration count in
-    ``postSolve``."""
+    ``postSolve``. As the top-level PC it learns across solves (in parallel
+    every rank runs the same seeded learner on the same global iteration
+    counts, so all ranks pick the same omega). As a bjacobi sub-PC it only
+    sees its preonly sub-KSP: it then draws omega at each setUp and cannot
+    learn; use it at the top level to tune."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -207,16 +211,22 @@ class TunedSOR(_LocalBlockPC):
         self.arm = int(self.learner.select())
         return SSOR(omega=float(self.omega_grid[self.arm])).setup(local)
 
+    @staticmethod
+    def _learns_from(ksp) -> bool:
+        """Only an iterating KSP gives feedback; as a sub-PC (bjacobi's preonly
+        KSP, one call per outer iteration) omega must stay fixed between setUps."""
+        return ksp.getType() != "preonly"
+
     def preSolve(self, pc, ksp, b, x) -> None:  # noqa: N802
         from krylearn.preconditioners import SSOR
 
-        if self.learner is None or self.local is None:
+        if self.learner is None or self.local is None or not self._learns_from(ksp):
             return
         self.arm = int(self.learner.select())
         self.preconditioner = SSOR(omega=float(self.omega_grid[self.arm])).setup(self.local)
 
     def postSolve(self, pc, ksp, b, x) -> None:  # noqa: N802
-        if self.learner is None or self.arm is None:
+        if self.learner is None or self.arm is None or not self._learns_from(ksp):
             return
         iterations = ksp.getIterationNumber()
         # A diverged or capped solve costs the cap (never NaN, never a crash).

@@ -214,7 +214,9 @@ def test_dcdm_pc_under_flexible_cg_from_options():
 def _mpiexec(nranks: int, *args: str) -> dict[str, float]:
     command = ["mpiexec", "--allow-run-as-root", "--oversubscribe", "-n", str(nranks), sys.executable,
                str(ROOT / "examples" / "petsc_poisson.py"), *args]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    # This process initialised MPI (petsc4py): its singleton's variables must not leak into mpiexec.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMIX_", "PRTE_", "OPAL_"))}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     fields = dict(re.findall(r"(\w+)=([-+\w.]+)", done.stdout))
     return {key: float(fields[key]) for key in ("reason", "iterations", "true_rel_residual", "xnorm")}
