@@ -55,10 +55,14 @@ std::size_t count_argument(py::handle obj, const char* name, std::size_t if_none
     if (py::isinstance<py::bool_>(obj) || !PyIndex_Check(obj.ptr()))
         throw py::type_error(std::string(name) + " must be an integer or None, got " +
                              py::str(py::type::of(obj).attr("__name__")).cast<std::string>());
-    const long long value = py::reinterpret_steal<py::int_>(PyNumber_Index(obj.ptr())).cast<long long>();
-    if (value < minimum)
+    py::object index = py::reinterpret_steal<py::object>(PyNumber_Index(obj.ptr()));
+    if (!index) throw py::error_already_set();
+    int overflow = 0;
+    const long long value = PyLong_AsLongLongAndOverflow(index.ptr(), &overflow);
+    if (overflow > 0) return std::numeric_limits<std::size_t>::max();  // "no limit"
+    if (overflow < 0 || value < minimum)
         throw py::value_error(std::string(name) + " must be >= " + std::to_string(minimum) + ", got " +
-                              std::to_string(value));
+                              py::str(obj).cast<std::string>());
     return static_cast<std::size_t>(value);
 }
 

@@ -312,6 +312,9 @@ def test_maxiter_and_residual_history(poisson):
     assert iterations == 7 and info == 7
     assert len(residuals) == 8 and residuals[0] == pytest.approx(np.linalg.norm(b))
     assert residuals[-1] == pytest.approx(np.linalg.norm(b - A @ x), rel=1e-6)
+    # integers beyond int64 (and NumPy integers) mean "no practical limit"
+    assert run("cg", kernel_matrix(A), b, rtol=1e-8, maxiter=10**30)[2] == 0
+    assert run("cg", kernel_matrix(A), b, rtol=1e-12, maxiter=np.int64(3))[2] == 3
 
 
 @pytest.mark.parametrize("name", ["cg", "gmres", "bicgstab", "minres"])
