@@ -42,7 +42,7 @@ class ChebCB(Learner):
         *,
         degree: int = 5,
         ridge: float = 1e-3,
-        exploration: float = 10.0,
+        exploration: float = 30.0,
         seed: int | None = None,
     ) -> None:
         super().__init__(n_arms, seed=seed)

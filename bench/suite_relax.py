@@ -143,6 +143,7 @@ def run_shift(args, out) -> list[dict]:
     for variance in ("high", "low"):
         shifts = shift_sequence(args.instances, variance=variance, seed=7)
         table, young = shift_table(args.grid, shifts, omegas, rtol, 11, variance)
+        np.savez_compressed(out / f"shift_{variance}_table.npz", iterations=table, young=young, shifts=shifts, omegas=omegas)
         c_range = (0.0, float(shifts.max()) + 1e-9)
         best_k = int(np.argmin(table.sum(axis=0)))
         references = {"omega=1": table[:, 0], f"best fixed omega={omegas[best_k]:.2f}": table[:, best_k],
@@ -247,6 +248,8 @@ def run_heat(args, out) -> list[dict]:
         plain = run_cg(system, None, u[step], rtol=rtol)
         cg_iters[step], cg_secs[step] = plain.iterations, plain.seconds
     kappa = problem.kappa
+    np.savez_compressed(out / "heat_table.npz", iterations=iters, seconds=secs, golden_iterations=golden_iters,
+                        golden_omega=golden_omega, cg_iterations=cg_iters, cg_seconds=cg_secs, kappa=kappa, omegas=omegas)
     context, context_range = np.log10(kappa), (-2.0, 1.0)  # log10 kappa: the scale on which omega* varies
     best_k = int(np.argmin(iters.sum(axis=0)))
     best_k_time = int(np.argmin(secs.sum(axis=0)))
@@ -377,6 +380,8 @@ def run_stream(args, out) -> list[dict]:
                 best = min(best, elapsed)
             seconds[i, k], converged[i, k], iterations[i, k] = best, ok, its
     symmetric = np.array([f[FEATURE_NAMES.index("symmetric")] > 0 for f in features])
+    np.savez_compressed(out / "stream_table.npz", seconds=seconds, converged=converged, iterations=iterations,
+                        features=np.array(features), feature_seconds=feature_seconds, family=np.array(family_of))
     oracle = np.where(converged, seconds, np.inf).min(axis=1)
     warm = max(1, n_sys // 5)
 
