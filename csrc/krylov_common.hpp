@@ -11,7 +11,9 @@
 //    residual: the attainable accuracy has been reached);
 //  * info 0 converged, > 0 not converged (the iterations done, at least 1),
 //    -1 CG operator not SPD, -2 preconditioner not SPD, -3 other breakdown;
-//  * x is only ever moved by finite steps, so it never holds NaN or inf;
+//  * x is only ever moved by finite steps and never holds NaN or inf (an
+//    element whose update would overflow keeps its value, and the loop stops
+//    with -3);
 //  * residuals[k] is ||r_k||_2 (residuals[0] = ||r_0||); an entry whose
 //    recursive value was checked against the true residual holds the latter.
 // Reductions use the deterministic chunked scheme of common.hpp (bitwise
