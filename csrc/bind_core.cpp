@@ -91,21 +91,6 @@ RelaxMethod relax_method(const std::string& name) {
     throw py::value_error("method must be 'jacobi', 'sor_forward', 'sor_backward' or 'ssor', got '" + name + "'");
 }
 
-// winv_i = omega / a_ii for a square matrix; ValueError naming the bad row.
-template <class I, class T>
-std::vector<T> scaled_inverse_diagonal_checked(const CsrView<I, T>& A, double omega, const char* what) {
-    std::vector<T> winv(A.n_rows);
-    std::size_t bad;
-    {
-        py::gil_scoped_release nogil;
-        bad = scaled_inverse_diagonal(A, omega, winv.data());
-    }
-    if (bad < A.n_rows)
-        throw py::value_error(std::string(what) + ": the diagonal entry of row " + std::to_string(bad) +
-                              " is missing, zero or too small to invert");
-    return winv;
-}
-
 template <class I, class T>
 std::vector<I> diagonal_positions_checked(const CsrView<I, T>& A, const char* what) {
     std::vector<I> pos(A.n_rows);
@@ -117,6 +102,22 @@ std::vector<I> diagonal_positions_checked(const CsrView<I, T>& A, const char* wh
     if (bad < A.n_rows)
         throw py::value_error(std::string(what) + ": row " + std::to_string(bad) + " has no diagonal entry");
     return pos;
+}
+
+// winv_i = omega / a_ii for a square matrix; ValueError naming the bad row.
+template <class I, class T>
+std::vector<T> scaled_inverse_diagonal_checked(const CsrView<I, T>& A, const std::vector<I>& diag_pos, double omega,
+                                               const char* what) {
+    std::vector<T> winv(A.n_rows);
+    std::size_t bad;
+    {
+        py::gil_scoped_release nogil;
+        bad = scaled_inverse_diagonal(A, diag_pos.data(), omega, winv.data());
+    }
+    if (bad < A.n_rows)
+        throw py::value_error(std::string(what) + ": the diagonal entry of row " + std::to_string(bad) +
+                              " is zero or too small to invert");
+    return winv;
 }
 
 template <class I, class T>
@@ -142,6 +143,22 @@ const CsrMatrix& csr_arg(py::handle obj, const char* name) {
     return obj.cast<const CsrMatrix&>();
 }
 
+// Builds a native preconditioner without the GIL; ValueError when its scaled
+// coefficients are not finite (a matrix too badly scaled for type T).
+template <class Op, class... Args>
+std::shared_ptr<const Op> build_preconditioner(const char* what, Args&&... args) {
+    std::shared_ptr<const Op> op;
+    bool finite;
+    {
+        py::gil_scoped_release nogil;
+        op = std::make_shared<const Op>(std::forward<Args>(args)...);
+        finite = op->finite();
+    }
+    if (!finite)
+        throw py::value_error(std::string(what) + ": the scaled coefficients overflow (the matrix is too badly scaled)");
+    return op;
+}
+
 template <class T>
 py::object make_preconditioner(const char* kind, std::shared_ptr<const LinearOperator<T>> op, py::object keepalive) {
     return py::cast(Preconditioner(kind, std::move(op), std::move(keepalive)));
@@ -152,7 +169,7 @@ py::object make_preconditioner(const char* kind, std::shared_ptr<const LinearOpe
 py::array csr_matvec_py(const CsrMatrix& A, py::handle x_obj, py::object out) {
     py::array x = as_ndarray(x_obj, "x");
     return A.visit([&](auto view) -> py::array {
-        using T = std::remove_const_t<std::remove_pointer_t<decltype(view.data)>>;
+        using T = typename decltype(view)::value_type;
         const T* px = vector_data<T>(x, A.n_cols(), "x", false);
         require_finite(px, A.n_cols(), "x");
         py::array y = output_vector<T>(out, A.n_rows(), "out");
@@ -166,7 +183,7 @@ py::array csr_matvec_py(const CsrMatrix& A, py::handle x_obj, py::object out) {
 
 py::array csr_diagonal_py(const CsrMatrix& A) {
     return A.visit([&](auto view) -> py::array {
-        using T = std::remove_const_t<std::remove_pointer_t<decltype(view.data)>>;
+        using T = typename decltype(view)::value_type;
         const std::size_t m = std::min(A.n_rows(), A.n_cols());
         py::array_t<T> d(static_cast<py::ssize_t>(m));
         T* pd = d.mutable_data();
@@ -232,7 +249,7 @@ void axpy_py(double alpha, py::handle x_obj, py::handle y_obj) {
 void spmv_py(const CsrMatrix& A, py::handle x_obj, py::handle y_obj, double alpha, double beta) {
     py::array x = as_ndarray(x_obj, "x"), y = as_ndarray(y_obj, "y");
     A.visit([&](auto view) {
-        using T = std::remove_const_t<std::remove_pointer_t<decltype(view.data)>>;
+        using T = typename decltype(view)::value_type;
         const T a = finite_scalar<T>(alpha, "alpha"), b = finite_scalar<T>(beta, "beta");
         const T* px = vector_data<T>(x, A.n_cols(), "x", false);
         T* py_ = vector_data<T>(y, A.n_rows(), "y", true);
@@ -254,19 +271,21 @@ void relax_py(const CsrMatrix& A, py::handle x_obj, py::handle b_obj, const std:
     const std::size_t sweeps = non_negative(sweeps_arg, "sweeps");
     py::array x = as_ndarray(x_obj, "x"), b = as_ndarray(b_obj, "b");
     A.visit([&](auto view) {
-        using T = std::remove_const_t<std::remove_pointer_t<decltype(view.data)>>;
+        using I = typename decltype(view)::index_type;
+        using T = typename decltype(view)::value_type;
         const std::size_t n = A.n_rows();
         T* px = vector_data<T>(x, n, "x", true);
         const T* pb = vector_data<T>(b, n, "b", false);
         require_no_overlap(x, "x", b, "b");
         require_finite(px, n, "x");
         require_finite(pb, n, "b");
-        const std::vector<T> winv = scaled_inverse_diagonal_checked(view, omega, "relax");
+        const std::vector<I> diag_pos = diagonal_positions_checked(view, "relax");
+        const std::vector<T> winv = scaled_inverse_diagonal_checked(view, diag_pos, omega, "relax");
         std::vector<T> work(method == RelaxMethod::jacobi ? n : 0);
         bool finite;
         {
             py::gil_scoped_release nogil;
-            relax(view, winv.data(), pb, px, method, sweeps, work.data());
+            relax(view, diag_pos.data(), winv.data(), pb, px, method, sweeps, work.data());
             finite = all_finite(px, n);
         }
         if (!finite) throw py::value_error("relax: the iteration diverged (x became non-finite)");
@@ -282,19 +301,21 @@ py::tuple sor_solve_py(const CsrMatrix& A, py::handle b_obj, py::handle x_obj, d
     const std::size_t maxiter = non_negative(maxiter_arg, "maxiter");
     py::array x = as_ndarray(x_obj, "x"), b = as_ndarray(b_obj, "b");
     return A.visit([&](auto view) {
-        using T = std::remove_const_t<std::remove_pointer_t<decltype(view.data)>>;
+        using I = typename decltype(view)::index_type;
+        using T = typename decltype(view)::value_type;
         const std::size_t n = A.n_rows();
         const T* pb = vector_data<T>(b, n, "b", false);
         T* px = vector_data<T>(x, n, "x", true);
         require_no_overlap(x, "x", b, "b");
         require_finite(pb, n, "b");
         require_finite(px, n, "x");
-        const std::vector<T> winv = scaled_inverse_diagonal_checked(view, omega, "sor_solve");
+        const std::vector<I> diag_pos = diagonal_positions_checked(view, "sor_solve");
+        const std::vector<T> winv = scaled_inverse_diagonal_checked(view, diag_pos, omega, "sor_solve");
         std::vector<T> backup(n);
         SorResult result;
         {
             py::gil_scoped_release nogil;
-            result = sor_solve(view, winv.data(), pb, px, symmetric, rtol, atol, maxiter, backup.data());
+            result = sor_solve(view, diag_pos.data(), winv.data(), pb, px, symmetric, rtol, atol, maxiter, backup.data());
         }
         return py::make_tuple(result.iterations, result.residual_norm, result.info);
     });
@@ -311,8 +332,8 @@ py::tuple ic0_py(const CsrMatrix& A, long long max_tries_value) {
     A.require_square("A");
     const std::size_t max_tries = max_tries_arg(max_tries_value);
     return A.visit([&](auto view) {
-        using I = std::remove_const_t<std::remove_pointer_t<decltype(view.indptr)>>;
-        using T = std::remove_const_t<std::remove_pointer_t<decltype(view.data)>>;
+        using I = typename decltype(view)::index_type;
+        using T = typename decltype(view)::value_type;
         const std::size_t n = view.n_rows;
         py::array_t<I> Lp(static_cast<py::ssize_t>(n + 1));
         I* lp = Lp.mutable_data();
@@ -351,8 +372,8 @@ py::tuple ilu0_py(const CsrMatrix& A, long long max_tries_value) {
     A.require_square("A");
     const std::size_t max_tries = max_tries_arg(max_tries_value);
     return A.visit([&](auto view) {
-        using I = std::remove_const_t<std::remove_pointer_t<decltype(view.indptr)>>;
-        using T = std::remove_const_t<std::remove_pointer_t<decltype(view.data)>>;
+        using I = typename decltype(view)::index_type;
+        using T = typename decltype(view)::value_type;
         const std::size_t n = view.n_rows, nnz = view.nnz();
         const std::vector<I> diag_pos = diagonal_positions_checked(view, "ilu0");
         py::array_t<I> LUp(static_cast<py::ssize_t>(n + 1));
@@ -382,8 +403,8 @@ void trsv_py(const CsrMatrix& A, py::handle b_obj, py::handle x_obj, bool lower,
     A.require_square("T");
     py::array b = as_ndarray(b_obj, "b"), x = as_ndarray(x_obj, "x");
     A.visit([&](auto view) {
-        using I = std::remove_const_t<std::remove_pointer_t<decltype(view.indptr)>>;
-        using T = std::remove_const_t<std::remove_pointer_t<decltype(view.data)>>;
+        using I = typename decltype(view)::index_type;
+        using T = typename decltype(view)::value_type;
         const std::size_t n = view.n_rows;
         const T* pb = vector_data<T>(b, n, "b", false);
         T* px = vector_data<T>(x, n, "x", true);
@@ -412,16 +433,22 @@ py::array preconditioner_apply_py(const Preconditioner& M, py::handle r_obj, py:
         using T = decltype(tag);
         const auto op = M.op<T>();
         const T* pr = vector_data<T>(r, M.size(), "r", false);
-        require_finite(pr, M.size(), "r");
         py::array z = output_vector<T>(z_obj, M.size(), "z");
         require_no_overlap(r, "r", z, "z", true);
         T* pz = static_cast<T*>(z.mutable_data());
-        bool finite;
+        // Non-finite r gives non-finite z, so one check of z covers both; r is
+        // then inspected only to word the error (and is intact unless z is r).
+        bool finite = false, r_finite = true;
         {
             py::gil_scoped_release nogil;
-            op->apply(pr, pz);
-            finite = all_finite(pz, M.size());
+            if (pz == pr) r_finite = all_finite(pr, M.size());
+            if (r_finite) {
+                op->apply(pr, pz);
+                finite = all_finite(pz, M.size());
+                if (!finite) r_finite = all_finite(pr, M.size());
+            }
         }
+        if (!r_finite) throw py::value_error("r contains NaN or Inf");
         if (!finite) throw py::value_error("Preconditioner.apply: the result overflowed (the " + M.kind() +
                                            " preconditioner is numerically singular)");
         return z;
@@ -441,8 +468,10 @@ py::object jacobi_preconditioner_py(py::object A_obj, double omega) {
     if (!(omega > 0.0) || !std::isfinite(omega))
         throw py::value_error("omega must be finite and > 0, got " + std::to_string(omega));
     return A.visit([&](auto view) {
-        using T = std::remove_const_t<std::remove_pointer_t<decltype(view.data)>>;
-        auto op = std::make_shared<const JacobiPreconditioner<T>>(scaled_inverse_diagonal_checked(view, omega, "jacobi_preconditioner"));
+        using T = typename decltype(view)::value_type;
+        const auto diag_pos = diagonal_positions_checked(view, "jacobi_preconditioner");
+        auto op = build_preconditioner<JacobiPreconditioner<T>>(
+            "jacobi_preconditioner", scaled_inverse_diagonal_checked(view, diag_pos, omega, "jacobi_preconditioner"));
         return make_preconditioner<T>("jacobi", op, py::none());
     });
 }
@@ -452,11 +481,11 @@ py::object ssor_preconditioner_py(py::object A_obj, double omega) {
     A.require_square("A");
     require_relaxation_omega(omega);
     return A.visit([&](auto view) {
-        using I = std::remove_const_t<std::remove_pointer_t<decltype(view.indptr)>>;
-        using T = std::remove_const_t<std::remove_pointer_t<decltype(view.data)>>;
-        auto winv = scaled_inverse_diagonal_checked(view, omega, "ssor_preconditioner");
+        using I = typename decltype(view)::index_type;
+        using T = typename decltype(view)::value_type;
         auto diag_pos = diagonal_positions_checked(view, "ssor_preconditioner");
-        auto op = std::make_shared<const SsorPreconditioner<I, T>>(view, std::move(diag_pos), std::move(winv), omega);
+        const auto winv = scaled_inverse_diagonal_checked(view, diag_pos, omega, "ssor_preconditioner");
+        auto op = build_preconditioner<SsorPreconditioner<I, T>>("ssor_preconditioner", view, std::move(diag_pos), winv, omega);
         return make_preconditioner<T>("ssor", op, A_obj);
     });
 }
@@ -465,8 +494,8 @@ py::object ic_preconditioner_py(py::object L_obj) {
     const CsrMatrix& L = csr_arg(L_obj, "L");
     L.require_square("L");
     return L.visit([&](auto view) {
-        using I = std::remove_const_t<std::remove_pointer_t<decltype(view.indptr)>>;
-        using T = std::remove_const_t<std::remove_pointer_t<decltype(view.data)>>;
+        using I = typename decltype(view)::index_type;
+        using T = typename decltype(view)::value_type;
         for (std::size_t i = 0; i < view.n_rows; ++i) {
             const I last = view.indptr[i + 1] - 1;
             if (last < view.indptr[i] || static_cast<std::size_t>(view.indices[last]) != i)
@@ -475,8 +504,8 @@ py::object ic_preconditioner_py(py::object L_obj) {
         }
         std::vector<I> diag_pos(view.n_rows);
         for (std::size_t i = 0; i < view.n_rows; ++i) diag_pos[i] = view.indptr[i + 1] - 1;
-        auto inv = inverse_pivots_checked(view, diag_pos, true, "ic_preconditioner");
-        auto op = std::make_shared<const CholeskyPreconditioner<I, T>>(view, std::move(inv));
+        inverse_pivots_checked(view, diag_pos, true, "ic_preconditioner");
+        auto op = build_preconditioner<CholeskyPreconditioner<I, T>>("ic_preconditioner", view);
         return make_preconditioner<T>("ic", op, L_obj);
     });
 }
@@ -485,11 +514,11 @@ py::object ilu_preconditioner_py(py::object LU_obj) {
     const CsrMatrix& LU = csr_arg(LU_obj, "LU");
     LU.require_square("LU");
     return LU.visit([&](auto view) {
-        using I = std::remove_const_t<std::remove_pointer_t<decltype(view.indptr)>>;
-        using T = std::remove_const_t<std::remove_pointer_t<decltype(view.data)>>;
+        using I = typename decltype(view)::index_type;
+        using T = typename decltype(view)::value_type;
         auto diag_pos = diagonal_positions_checked(view, "ilu_preconditioner");
         auto inv = inverse_pivots_checked(view, diag_pos, false, "ilu_preconditioner");
-        auto op = std::make_shared<const LuPreconditioner<I, T>>(view, std::move(diag_pos), std::move(inv));
+        auto op = build_preconditioner<LuPreconditioner<I, T>>("ilu_preconditioner", view, std::move(diag_pos), std::move(inv));
         return make_preconditioner<T>("ilu", op, LU_obj);
     });
 }

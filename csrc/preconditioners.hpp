@@ -1,6 +1,8 @@
 // Native preconditioners z = M^{-1} r and their type-erased Python-facing
 // holder. Each preconditioner is a LinearOperator<T> whose apply() runs
-// without the GIL, allocates nothing and never throws.
+// without the GIL, allocates nothing and never throws; r and z may be the
+// same array. Setup validates nothing: the bindings check diagonals and
+// pivots first and call finite() on the scaled coefficients afterwards.
 #pragma once
 #include <pybind11/pybind11.h>
 
@@ -26,6 +28,7 @@ class JacobiPreconditioner final : public LinearOperator<T> {
 public:
     // winv_i = omega / a_ii from scaled_inverse_diagonal.
     explicit JacobiPreconditioner(std::vector<T> winv) : winv_(std::move(winv)) {}
+    bool finite() const { return all_finite(winv_.data(), winv_.size()); }
     std::size_t size() const override { return winv_.size(); }
     void apply(const T* r, T* z) const override {
         const T* w = winv_.data();
@@ -40,87 +43,110 @@ private:
 
 // One SSOR sweep from zero:
 //   z = omega (2 - omega) (D + omega U)^{-1} D (D + omega L)^{-1} r,
-// computed as y_i = winv_i ((2 - omega) r_i - sum_{j<i} a_ij y_j) followed by
-// z_i = y_i - winv_i sum_{j>i} a_ij z_j, with winv_i = omega / a_ii.
+// computed as y_i = (2 - omega) w_i r_i - sum_{j<i} s_ij y_j followed by
+// z_i = y_i - sum_{j>i} s_ij z_j, with w_i = omega / a_ii and the row-scaled
+// copy s_ij = w_i a_ij of A's values made at setup (so both recurrences are
+// multiply-subtract chains).
 template <class I, class T>
 class SsorPreconditioner final : public LinearOperator<T> {
 public:
-    SsorPreconditioner(CsrView<I, T> A, std::vector<I> diag_pos, std::vector<T> winv, double omega)
-        : A_(A), diag_pos_(std::move(diag_pos)), winv_(std::move(winv)), two_minus_omega_(2.0 - omega) {}
+    // winv from scaled_inverse_diagonal(A, omega), diag_pos from diagonal_positions(A).
+    SsorPreconditioner(CsrView<I, T> A, std::vector<I> diag_pos, const std::vector<T>& winv, double omega)
+        : A_(A), diag_pos_(std::move(diag_pos)), coef_(A.nnz()), rhs_scale_(A.n_rows) {
+        for (std::size_t i = 0; i < A.n_rows; ++i) {
+            rhs_scale_[i] = T((2.0 - omega) * double(winv[i]));
+            for (I k = A.indptr[i]; k < A.indptr[i + 1]; ++k) coef_[k] = T(double(winv[i]) * double(A.data[k]));
+        }
+    }
+    bool finite() const { return all_finite(coef_.data(), coef_.size()) && all_finite(rhs_scale_.data(), rhs_scale_.size()); }
     std::size_t size() const override { return A_.n_rows; }
     void apply(const T* r, T* z) const override {
-        const I* Ap = A_.indptr;
-        const I* Ai = A_.indices;
-        const T* Ax = A_.data;
         const I* dp = diag_pos_.data();
-        const T* w = winv_.data();
-        const std::size_t n = A_.n_rows;
-        for (std::size_t i = 0; i < n; ++i) {
-            double s = two_minus_omega_ * double(r[i]);
-            for (I k = Ap[i]; k < dp[i]; ++k) s -= double(Ax[k]) * double(z[Ai[k]]);
-            z[i] = T(double(w[i]) * s);
-        }
-        for (std::size_t i = n; i-- > 0;) {
-            double s = 0.0;
-            const I end = Ap[i + 1];
-            for (I k = dp[i] + 1; k < end; ++k) s += double(Ax[k]) * double(z[Ai[k]]);
-            z[i] = T(double(z[i]) - double(w[i]) * s);
-        }
+        const T* rs = rhs_scale_.data();
+        unit_lower_solve(A_.n_rows, A_.indptr, A_.indices, coef_.data(), [dp](std::size_t i) { return dp[i]; },
+                         [rs](std::size_t i) { return rs[i]; }, r, z);
+        unit_upper_solve(A_.n_rows, A_.indptr, A_.indices, coef_.data(), [dp](std::size_t i) { return dp[i] + 1; },
+                         [](std::size_t) { return T(1); }, z);
     }
 
 private:
     CsrView<I, T> A_;
     std::vector<I> diag_pos_;
-    std::vector<T> winv_;
-    double two_minus_omega_;
+    std::vector<T> coef_, rhs_scale_;
 };
 
 // z = (L L^T)^{-1} r, L lower triangular with its positive diagonal last in
-// every row: one forward and one transposed (scatter) triangular solve.
+// every row. With L = C D^{1/2} (C unit lower, c_ij = l_ij / l_jj, D = diag(l_jj^2)),
+// M = C D C^T and z = C^{-T} D^{-1} C^{-1} r, computed as
+//   v_i = r_i / d_i - sum_{j<i} (l_ij l_jj / l_ii^2) v_j     (= D^{-1} C^{-1} r)
+//   z = C^{-T} v                                           (scatter)
+// from two scaled copies of L's off-diagonal values made at setup, so both
+// recurrences are multiply-subtract chains.
 template <class I, class T>
 class CholeskyPreconditioner final : public LinearOperator<T> {
 public:
-    CholeskyPreconditioner(CsrView<I, T> L, std::vector<T> inv_diag) : L_(L), inv_diag_(std::move(inv_diag)) {}
+    // L validated: diagonal last in every row and positive.
+    explicit CholeskyPreconditioner(CsrView<I, T> L)
+        : L_(L), forward_(L.nnz()), backward_(L.nnz()), inv_d_(L.n_rows) {
+        const I* Lp = L.indptr;
+        for (std::size_t i = 0; i < L.n_rows; ++i) {
+            const double l_ii = double(L.data[Lp[i + 1] - 1]);
+            inv_d_[i] = T(1.0 / (l_ii * l_ii));
+            for (I k = Lp[i]; k < Lp[i + 1] - 1; ++k) {
+                const double l_jj = double(L.data[Lp[L.indices[k] + 1] - 1]);
+                forward_[k] = T(double(L.data[k]) * l_jj / (l_ii * l_ii));
+                backward_[k] = T(double(L.data[k]) / l_jj);
+            }
+            forward_[Lp[i + 1] - 1] = backward_[Lp[i + 1] - 1] = T(0);  // diagonal slots, unused
+        }
+    }
+    bool finite() const {
+        return all_finite(forward_.data(), forward_.size()) && all_finite(backward_.data(), backward_.size()) &&
+               all_finite(inv_d_.data(), inv_d_.size());
+    }
     std::size_t size() const override { return L_.n_rows; }
     void apply(const T* r, T* z) const override {
-        lower_solve_diag_last(L_, inv_diag_.data(), r, z);
-        lower_transpose_solve_diag_last(L_, inv_diag_.data(), z);
+        const I* Lp = L_.indptr;
+        const T* inv_d = inv_d_.data();
+        auto strict_end = [Lp](std::size_t i) { return Lp[i + 1] - 1; };
+        unit_lower_solve(L_.n_rows, Lp, L_.indices, forward_.data(), strict_end,
+                         [inv_d](std::size_t i) { return inv_d[i]; }, r, z);
+        unit_lower_transpose_solve(L_.n_rows, Lp, L_.indices, backward_.data(), strict_end, z);
     }
 
 private:
     CsrView<I, T> L_;
-    std::vector<T> inv_diag_;
+    std::vector<T> forward_, backward_, inv_d_;
 };
 
 // z = U^{-1} L^{-1} r with L (unit lower) and U stored together as by ilu0.
+// U is applied from a row-scaled copy (u_ij / u_ii) made at setup:
+// z_i = y_i / u_ii - sum_{j>i} (u_ij / u_ii) z_j.
 template <class I, class T>
 class LuPreconditioner final : public LinearOperator<T> {
 public:
+    // inv_diag_i = 1 / u_ii (inverse_pivots), diag_pos from diagonal_positions.
     LuPreconditioner(CsrView<I, T> LU, std::vector<I> diag_pos, std::vector<T> inv_diag)
-        : LU_(LU), diag_pos_(std::move(diag_pos)), inv_diag_(std::move(inv_diag)) {}
+        : LU_(LU), diag_pos_(std::move(diag_pos)), inv_diag_(std::move(inv_diag)), coef_(LU.data, LU.data + LU.nnz()) {
+        for (std::size_t i = 0; i < LU.n_rows; ++i)
+            for (I k = diag_pos_[i] + 1; k < LU.indptr[i + 1]; ++k) coef_[k] = T(double(coef_[k]) * double(inv_diag_[i]));
+    }
+    bool finite() const { return all_finite(coef_.data(), coef_.size()); }
     std::size_t size() const override { return LU_.n_rows; }
     void apply(const T* r, T* z) const override {
-        unit_lower_solve(LU_, diag_pos_.data(), r, z);
-        upper_solve(LU_, diag_pos_.data(), inv_diag_.data(), z);
+        const I* dp = diag_pos_.data();
+        const T* inv = inv_diag_.data();
+        unit_lower_solve(LU_.n_rows, LU_.indptr, LU_.indices, coef_.data(), [dp](std::size_t i) { return dp[i]; },
+                         [](std::size_t) { return T(1); }, r, z);
+        unit_upper_solve(LU_.n_rows, LU_.indptr, LU_.indices, coef_.data(), [dp](std::size_t i) { return dp[i] + 1; },
+                         [inv](std::size_t i) { return inv[i]; }, z);
     }
 
 private:
     CsrView<I, T> LU_;
     std::vector<I> diag_pos_;
-    std::vector<T> inv_diag_;
+    std::vector<T> inv_diag_, coef_;
 };
-
-// Diagonal positions of a square CSR matrix; returns n on success, else the
-// first row without a diagonal entry.
-template <class I, class T>
-std::size_t diagonal_positions(const CsrView<I, T>& A, I* diag_pos) {
-    for (std::size_t i = 0; i < A.n_rows; ++i) {
-        const std::ptrdiff_t k = csr_diagonal_position(A, i);
-        if (k < 0) return i;
-        diag_pos[i] = static_cast<I>(k);
-    }
-    return A.n_rows;
-}
 
 // inv_i = 1 / a_{i, diag_pos[i]}; returns n on success, else the first row
 // whose pivot is zero, not positive (when require_positive) or not invertible in T.

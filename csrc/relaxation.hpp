@@ -3,9 +3,10 @@
 //   forward SOR   for i = 0..n-1:  x_i <- x_i + omega (b_i - (A x)_i) / a_ii
 //   backward SOR  the same for i = n-1..0
 //   SSOR          one forward then one backward sweep
-// and SOR/SSOR as a stand-alone solver. All sweeps take the precomputed
-// scaled inverse diagonal winv_i = omega / a_ii (scaled_inverse_diagonal) and
-// never allocate; callers validate the inputs first.
+// and SOR/SSOR as a stand-alone solver. All sweeps take the diagonal
+// positions (diagonal_positions) and the scaled inverse diagonal
+// winv_i = omega / a_ii (scaled_inverse_diagonal) and never allocate; callers
+// validate the inputs first.
 #pragma once
 #include <cmath>
 #include <cstddef>
@@ -18,37 +19,48 @@ namespace krylearn {
 
 enum class RelaxMethod { jacobi, sor_forward, sor_backward, ssor };
 
-// winv_i = omega / a_ii. Returns n_rows on success, else the first row whose
-// diagonal entry is missing, zero or too small to invert in T.
+// winv_i = omega / a_ii (diag_pos from diagonal_positions). Returns n_rows on
+// success, else the first row whose diagonal entry is zero or too small to
+// invert in T.
 template <class I, class T>
-std::size_t scaled_inverse_diagonal(const CsrView<I, T>& A, double omega, T* winv) {
+std::size_t scaled_inverse_diagonal(const CsrView<I, T>& A, const I* diag_pos, double omega, T* winv) {
     for (std::size_t i = 0; i < A.n_rows; ++i) {
-        const std::ptrdiff_t k = csr_diagonal_position(A, i);
-        if (k < 0) return i;
-        const T w = T(omega / double(A.data[k]));
+        const T w = T(omega / double(A.data[diag_pos[i]]));
         if (!std::isfinite(w)) return i;
         winv[i] = w;
     }
     return A.n_rows;
 }
 
-namespace detail {
-
-template <class I, class T>
-inline void sor_update_row(const CsrView<I, T>& A, const T* winv, const T* b, T* x, std::size_t i) {
-    x[i] = T(double(x[i]) + double(winv[i]) * (double(b[i]) - row_dot(A, i, x)));
-}
-
-}  // namespace detail
-
-template <class I, class T>
-void sor_sweep_forward(const CsrView<I, T>& A, const T* winv, const T* b, T* x) {
-    for (std::size_t i = 0; i < A.n_rows; ++i) detail::sor_update_row(A, winv, b, x, i);
-}
-
-template <class I, class T>
-void sor_sweep_backward(const CsrView<I, T>& A, const T* winv, const T* b, T* x) {
-    for (std::size_t i = A.n_rows; i-- > 0;) detail::sor_update_row(A, winv, b, x, i);
+// One SOR sweep over the rows in `order`. Row i splits A's row at its diagonal:
+// the entries of the already-updated side (lower for forward, upper for
+// backward) form the sequential dependency, so they are applied last, as
+// multiply-subtracts with coefficients w_i a_ij, in an order that leaves the
+// neighbour computed just before (x_{i-1} or x_{i+1}) for the end:
+//   x_i <- x_i + w_i (b_i - sum_{other side and diagonal} a_ij x_j) - sum_{updated side} (w_i a_ij) x_j
+template <bool Forward, class I, class T>
+void sor_sweep(const CsrView<I, T>& A, const I* diag_pos, const T* winv, const T* b, T* x) {
+    const I* Ap = A.indptr;
+    const I* Ai = A.indices;
+    const T* Ax = A.data;
+    const std::size_t n = A.n_rows;
+    for (std::size_t step = 0; step < n; ++step) {
+        const std::size_t i = Forward ? step : n - 1 - step;
+        const double w = double(winv[i]);
+        const I d = diag_pos[i];
+        double rest = 0.0;
+        if constexpr (Forward) {
+            for (I k = d; k < Ap[i + 1]; ++k) rest += double(Ax[k]) * double(x[Ai[k]]);
+            double xi = double(x[i]) + w * (double(b[i]) - rest);
+            for (I k = Ap[i]; k < d; ++k) xi -= (w * double(Ax[k])) * double(x[Ai[k]]);
+            x[i] = T(xi);
+        } else {
+            for (I k = Ap[i]; k <= d; ++k) rest += double(Ax[k]) * double(x[Ai[k]]);
+            double xi = double(x[i]) + w * (double(b[i]) - rest);
+            for (I k = Ap[i + 1]; k-- > d + 1;) xi -= (w * double(Ax[k])) * double(x[Ai[k]]);
+            x[i] = T(xi);
+        }
+    }
 }
 
 // x_new = x + winv .* (b - A x); x and x_new must not overlap.
@@ -62,8 +74,8 @@ void jacobi_sweep(const CsrView<I, T>& A, const T* winv, const T* b, const T* x,
 
 // `sweeps` sweeps of `method` on x in place; work (length n) is used by Jacobi only.
 template <class I, class T>
-void relax(const CsrView<I, T>& A, const T* winv, const T* b, T* x, RelaxMethod method, std::size_t sweeps,
-           T* work) {
+void relax(const CsrView<I, T>& A, const I* diag_pos, const T* winv, const T* b, T* x, RelaxMethod method,
+           std::size_t sweeps, T* work) {
     for (std::size_t s = 0; s < sweeps; ++s) {
         switch (method) {
             case RelaxMethod::jacobi:
@@ -71,14 +83,14 @@ void relax(const CsrView<I, T>& A, const T* winv, const T* b, T* x, RelaxMethod 
                 copy(work, x, A.n_rows);
                 break;
             case RelaxMethod::sor_forward:
-                sor_sweep_forward(A, winv, b, x);
+                sor_sweep<true>(A, diag_pos, winv, b, x);
                 break;
             case RelaxMethod::sor_backward:
-                sor_sweep_backward(A, winv, b, x);
+                sor_sweep<false>(A, diag_pos, winv, b, x);
                 break;
             case RelaxMethod::ssor:
-                sor_sweep_forward(A, winv, b, x);
-                sor_sweep_backward(A, winv, b, x);
+                sor_sweep<true>(A, diag_pos, winv, b, x);
+                sor_sweep<false>(A, diag_pos, winv, b, x);
                 break;
         }
     }
@@ -95,8 +107,8 @@ struct SorResult {
 // converged; info = -1 when an iterate became non-finite, in which case x is
 // restored to the last finite iterate (kept in backup, length n).
 template <class I, class T>
-SorResult sor_solve(const CsrView<I, T>& A, const T* winv, const T* b, T* x, bool symmetric, double rtol,
-                    double atol, std::size_t maxiter, T* backup) {
+SorResult sor_solve(const CsrView<I, T>& A, const I* diag_pos, const T* winv, const T* b, T* x, bool symmetric,
+                    double rtol, double atol, std::size_t maxiter, T* backup) {
     const std::size_t n = A.n_rows;
     const double target = std::max(atol, rtol * nrm2(b, n));
     double res = csr_residual_nrm2(A, x, b);
@@ -104,7 +116,7 @@ SorResult sor_solve(const CsrView<I, T>& A, const T* winv, const T* b, T* x, boo
     const RelaxMethod method = symmetric ? RelaxMethod::ssor : RelaxMethod::sor_forward;
     for (std::size_t it = 1; it <= maxiter; ++it) {
         copy(x, backup, n);
-        relax(A, winv, b, x, method, 1, static_cast<T*>(nullptr));
+        relax(A, diag_pos, winv, b, x, method, 1, static_cast<T*>(nullptr));
         const double r = csr_residual_nrm2(A, x, b);
         if (!std::isfinite(r)) {
             copy(backup, x, n);

@@ -19,6 +19,8 @@ namespace krylearn {
 
 template <class I, class T>
 struct CsrView {
+    using index_type = I;
+    using value_type = T;
     std::size_t n_rows, n_cols;
     const I* indptr;
     const I* indices;
@@ -37,6 +39,18 @@ std::ptrdiff_t csr_diagonal_position(const CsrView<I, T>& A, std::size_t i) {
     const I* last = A.indices + A.indptr[i + 1];
     const I* it = std::lower_bound(first, last, static_cast<I>(i));
     return (it != last && static_cast<std::size_t>(*it) == i) ? it - A.indices : -1;
+}
+
+// Diagonal positions of a square CSR matrix; returns n on success, else the
+// first row without a diagonal entry.
+template <class I, class T>
+std::size_t diagonal_positions(const CsrView<I, T>& A, I* diag_pos) {
+    for (std::size_t i = 0; i < A.n_rows; ++i) {
+        const std::ptrdiff_t k = csr_diagonal_position(A, i);
+        if (k < 0) return i;
+        diag_pos[i] = static_cast<I>(k);
+    }
+    return A.n_rows;
 }
 
 namespace detail {

@@ -6,11 +6,9 @@
 // the position of t_ii in row i (needed unless unit_diagonal). The transposed
 // solves use the scatter (column) form on the rows of T.
 //
-// Factor forms (used by the preconditioners, tight inner loops):
-//   lower_solve_diag_last   L y = r  with the diagonal last in every row
-//   lower_transpose_solve_diag_last   L^T z = y  (in place)
-//   unit_lower_solve / upper_solve    on a combined ILU(0) LU array
-// All take precomputed inverse diagonals and never allocate.
+// Unit forms with pre-scaled coefficients (unit_lower_solve, unit_upper_solve,
+// unit_lower_transpose_solve) are the building blocks of the IC, ILU and SSOR
+// preconditioners. None of these kernels allocates.
 #pragma once
 #include <cstddef>
 
@@ -59,60 +57,49 @@ void trsv(const CsrView<I, T>& A, const I* diag_pos, const T* b, T* x, bool lowe
     else for (std::size_t i = 0; i < n; ++i) eliminate_row(i);
 }
 
-// y = L^{-1} r, L lower with its diagonal last in each row, inv_diag = 1 / l_ii.
-// y may equal r.
-template <class I, class T>
-void lower_solve_diag_last(const CsrView<I, T>& L, const T* inv_diag, const T* r, T* y) {
-    const I* Lp = L.indptr;
-    const I* Li = L.indices;
-    const T* Lx = L.data;
-    for (std::size_t i = 0; i < L.n_rows; ++i) {
-        double s = double(r[i]);
-        const I end = Lp[i + 1] - 1;
-        for (I k = Lp[i]; k < end; ++k) s -= double(Lx[k]) * double(y[Li[k]]);
-        y[i] = T(s * double(inv_diag[i]));
-    }
-}
+// Unit triangular kernels for the preconditioners. The coefficients are
+// pre-scaled at setup so that the sequential recurrence of each row is a
+// chain of multiply-subtracts only (no division or extra multiplication on
+// the critical path, which dominates the cost of a sparse triangular solve).
+// Rows are given by indptr/indices and a half-open range per row:
+// [indptr[i], end(i)) for the strictly lower part, [begin(i), indptr[i + 1])
+// for the strictly upper part. scale(i) multiplies the right-hand side.
 
-// z = L^{-T} z in place, L as in lower_solve_diag_last.
-template <class I, class T>
-void lower_transpose_solve_diag_last(const CsrView<I, T>& L, const T* inv_diag, T* z) {
-    const I* Lp = L.indptr;
-    const I* Li = L.indices;
-    const T* Lx = L.data;
-    for (std::size_t i = L.n_rows; i-- > 0;) {
-        const T zi = z[i] * inv_diag[i];
-        z[i] = zi;
-        const I end = Lp[i + 1] - 1;
-        for (I k = Lp[i]; k < end; ++k) z[Li[k]] -= Lx[k] * zi;
-    }
-}
-
-// y = L^{-1} r with L the unit lower part of a combined LU array (entries
-// before diag_pos[i] in row i). y may equal r.
-template <class I, class T>
-void unit_lower_solve(const CsrView<I, T>& LU, const I* diag_pos, const T* r, T* y) {
-    const I* Ai = LU.indices;
-    const T* Ax = LU.data;
-    for (std::size_t i = 0; i < LU.n_rows; ++i) {
-        double s = double(r[i]);
-        const I end = diag_pos[i];
-        for (I k = LU.indptr[i]; k < end; ++k) s -= double(Ax[k]) * double(y[Ai[k]]);
+// y_i = scale(i) r_i - sum_{k in [indptr[i], end(i))} coef_k y_{indices_k},  i = 0..n-1
+// (gather form). y may equal r.
+template <class I, class T, class End, class Scale>
+void unit_lower_solve(std::size_t n, const I* indptr, const I* indices, const T* coef, End end, Scale scale,
+                      const T* r, T* y) {
+    for (std::size_t i = 0; i < n; ++i) {
+        double s = double(scale(i)) * double(r[i]);
+        const I stop = end(i);
+        for (I k = indptr[i]; k < stop; ++k) s -= double(coef[k]) * double(y[indices[k]]);
         y[i] = T(s);
     }
 }
 
-// z = U^{-1} z in place with U the upper part (from diag_pos[i] on) of a
-// combined LU array, inv_diag = 1 / u_ii.
-template <class I, class T>
-void upper_solve(const CsrView<I, T>& LU, const I* diag_pos, const T* inv_diag, T* z) {
-    const I* Ai = LU.indices;
-    const T* Ax = LU.data;
-    for (std::size_t i = LU.n_rows; i-- > 0;) {
-        double s = double(z[i]);
-        const I end = LU.indptr[i + 1];
-        for (I k = diag_pos[i] + 1; k < end; ++k) s -= double(Ax[k]) * double(z[Ai[k]]);
-        z[i] = T(s * double(inv_diag[i]));
+// z_i = scale(i) z_i - sum_{k in [begin(i), indptr[i + 1])} coef_k z_{indices_k},  i = n-1..0
+// (gather form, in place).
+template <class I, class T, class Begin, class Scale>
+void unit_upper_solve(std::size_t n, const I* indptr, const I* indices, const T* coef, Begin begin, Scale scale,
+                      T* z) {
+    for (std::size_t i = n; i-- > 0;) {
+        double s = double(scale(i)) * double(z[i]);
+        // Descending columns: z_{i+1}, the value just computed, enters last.
+        const I first = begin(i);
+        for (I k = indptr[i + 1]; k-- > first;) s -= double(coef[k]) * double(z[indices[k]]);
+        z[i] = T(s);
+    }
+}
+
+// z = C^{-T} z in place for the unit lower C whose strictly lower row i is
+// [indptr[i], end(i)) with values coef (scatter form, i = n-1..0).
+template <class I, class T, class End>
+void unit_lower_transpose_solve(std::size_t n, const I* indptr, const I* indices, const T* coef, End end, T* z) {
+    for (std::size_t i = n; i-- > 0;) {
+        const T zi = z[i];
+        const I stop = end(i);
+        for (I k = indptr[i]; k < stop; ++k) z[indices[k]] -= coef[k] * zi;
     }
 }
 
