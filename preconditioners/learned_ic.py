@@ -309,7 +309,7 @@ def cg_with_fallback(A, b, x0=None, *, M: LearnedIC | str = "learned", rtol=1e-8
                      callback=None):
     """PCG with a learned IC; if it does not converge (stagnation up to ``maxiter``
     or breakdown) it is re-run from its last iterate with IC(0) (SSOR if IC(0)
-    fails), with a warning. Returns the SolveResult with the smaller true residual
+    fails), with a warning. ValueError when CG proves A indefinite (p^T A p <= 0). Returns the SolveResult with the smaller true residual
     (iterations of both runs counted, ``details["fallback"]`` naming the second)."""
     from krylearn.solvers.krylov import run_cg
 
@@ -321,6 +321,9 @@ def cg_with_fallback(A, b, x0=None, *, M: LearnedIC | str = "learned", rtol=1e-8
     first = run_cg(csr, b, x0, rtol=rtol, atol=atol, maxiter=maxiter, M=pc, callback=callback)
     if first.converged:
         return first
+    if first.info == -1:
+        raise ValueError("A is not positive definite (CG found a direction with p^T A p <= 0); the learned IC "
+                         "preconditioner and CG are for symmetric positive definite matrices")
     second = run_cg(csr, b, first.x, rtol=rtol, atol=atol, maxiter=maxiter, callback=callback,
                     M=fallback_preconditioner(csr, f"PCG did not converge (info={first.info})"))
     true_residual = lambda res: float(np.linalg.norm(b - csr @ res.x))  # noqa: E731
