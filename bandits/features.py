@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.sparse.linalg import norm as sparse_norm
 
 FEATURE_NAMES = ("log10_n", "log10_nnz_per_row", "diagonal_dominance", "symmetric", "positive_diagonal")
 
 
 def is_symmetric(csr: sp.csr_array, tol: float = 1e-10) -> bool:
     """||A - A^T||_F <= tol ||A||_F."""
-    norm = sp.linalg.norm(csr)
-    return bool(sp.linalg.norm(csr - csr.T) <= tol * norm) if norm > 0 else True
+    norm = sparse_norm(csr)
+    return bool(sparse_norm(csr - csr.T) <= tol * norm) if norm > 0 else True
 
 
 def matrix_features(csr: sp.csr_array) -> np.ndarray:

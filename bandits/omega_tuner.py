@@ -104,7 +104,10 @@ class OmegaTuner:
         if self.learner.contextual and context is None:
             raise ValueError("this tuner's learner is contextual: pass context=<value> to solve()")
         system = linear_system(A, b)
-        context_value = None if context is None else float(context)
+        try:
+            context_value = None if context is None else float(context)
+        except (TypeError, ValueError):
+            raise ValueError(f"context must be a real number, got {context!r}") from None
         arm = self.learner.select(context_value if self.learner.contextual else None)
         omega = float(self.omegas[arm])
         cap = maxiter if maxiter is not None else self.maxiter
