@@ -19,7 +19,8 @@ one restart cycle) to the next:
 With k = 0 both reduce to plain GMRES(m) / PCG (same iterations). The matrix
 products use the native CSR SpMV (``krylearn._kernels``) and the native
 preconditioners; the basis lives in one preallocated Fortran-ordered
-(n, m + 1) block so Gram-Schmidt (CGS2) is two BLAS-2 passes per step.
+(n, m + 1) block so Gram-Schmidt is BLAS-2: classical Gram-Schmidt with a
+second pass whenever the first one cancelled (CGS2 with the DGKS criterion).
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from krylearn.preconditioners import Preconditioner, make_preconditioner
 from krylearn.result import SolveResult
 
 _RANK_TOL = 1e-10  # relative size of an R diagonal below which a recycled direction is dropped
+_REORTH = 0.7071067811865476  # second Gram-Schmidt pass when ||w|| dropped below 1/sqrt(2) of ||A z|| (DGKS)
 
 
 class _Operator:
@@ -188,6 +190,7 @@ class RecyclingSolver:
         self.ell = max(self.k, 10) if ell is None else int(ell)
         self.M, self.warm_start = M, bool(warm_start)
         self.rtol, self.atol = check_tolerances(rtol, atol)
+        check_maxiter(maxiter, 0)
         self.maxiter = maxiter
         self.reset()
 
@@ -348,12 +351,15 @@ class RecyclingSolver:
                 z = op.precondition(Wb[:, p - 1])
                 op.matvec(np.ascontiguousarray(z), w)
                 basis = Wb[:, :p]
-                h = basis.T @ w  # CGS2 against [C, V_1..V_j]
+                wn = float(np.linalg.norm(w))
+                h = basis.T @ w  # classical Gram-Schmidt against [C, V_1..V_j] ...
                 w -= basis @ h
-                h2 = basis.T @ w
-                w -= basis @ h2
-                h += h2
                 hn = float(np.linalg.norm(w))
+                if hn < _REORTH * wn:  # ... and a second pass when it cancelled (DGKS criterion)
+                    h2 = basis.T @ w
+                    w -= basis @ h2
+                    h += h2
+                    hn = float(np.linalg.norm(w))
                 H[:p, j] = h
                 H[p, j] = hn
                 col = R[:, j]
