@@ -8,6 +8,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -82,6 +83,19 @@ py::array output_vector(const py::object& out, std::size_t n, const char* name) 
     vector_data<T>(a, n, name, true);
     return a;
 }
+
+// Raises a pending KeyboardInterrupt (or any signal handler's exception) from
+// a loop running without the GIL; checks at most every 50 ms.
+struct InterruptPoll {
+    std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
+    void operator()() {
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last < std::chrono::milliseconds(50)) return;
+        last = now;
+        py::gil_scoped_acquire gil;
+        if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+    }
+};
 
 RelaxMethod relax_method(const std::string& name) {
     if (name == "jacobi") return RelaxMethod::jacobi;
@@ -315,7 +329,8 @@ py::tuple sor_solve_py(const CsrMatrix& A, py::handle b_obj, py::handle x_obj, d
         SorResult result;
         {
             py::gil_scoped_release nogil;
-            result = sor_solve(view, diag_pos.data(), winv.data(), pb, px, symmetric, rtol, atol, maxiter, backup.data());
+            result = sor_solve(view, diag_pos.data(), winv.data(), pb, px, symmetric, rtol, atol, maxiter, backup.data(),
+                               InterruptPoll{});
         }
         return py::make_tuple(result.iterations, result.residual_norm, result.info);
     });

@@ -105,10 +105,11 @@ struct SorResult {
 // SOR (or SSOR when symmetric) iterations from x until ||b - A x|| <=
 // max(atol, rtol ||b||), at most maxiter. info = max(maxiter, 1) when not
 // converged; info = -1 when an iterate became non-finite, in which case x is
-// restored to the last finite iterate (kept in backup, length n).
-template <class I, class T>
+// restored to the last finite iterate (kept in backup, length n). poll() runs
+// after every unconverged iteration and may throw to abort the solve.
+template <class I, class T, class Poll>
 SorResult sor_solve(const CsrView<I, T>& A, const I* diag_pos, const T* winv, const T* b, T* x, bool symmetric,
-                    double rtol, double atol, std::size_t maxiter, T* backup) {
+                    double rtol, double atol, std::size_t maxiter, T* backup, Poll&& poll) {
     const std::size_t n = A.n_rows;
     const double target = std::max(atol, rtol * nrm2(b, n));
     double res = csr_residual_nrm2(A, x, b);
@@ -124,6 +125,7 @@ SorResult sor_solve(const CsrView<I, T>& A, const I* diag_pos, const T* winv, co
         }
         res = r;
         if (res <= target) return {it, res, 0};
+        poll();
     }
     return {maxiter, res, static_cast<std::int64_t>(std::max<std::size_t>(maxiter, 1))};
 }

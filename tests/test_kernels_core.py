@@ -265,6 +265,24 @@ def test_sor_solve_reports_divergence_with_finite_x():
     assert info == -1 and np.all(np.isfinite(x)) and np.isfinite(residual)
 
 
+def test_sor_solve_can_be_interrupted():
+    """A signal handler's exception (as Ctrl-C's KeyboardInterrupt) ends a long solve."""
+    import signal
+
+    def handler(signum, frame):
+        raise RuntimeError("interrupted by the test")
+
+    A = poisson2d(40)
+    previous = signal.signal(signal.SIGALRM, handler)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        with pytest.raises(RuntimeError, match="interrupted by the test"):
+            K.sor_solve(kmat(A), np.ones(1600), np.zeros(1600), 1.0, False, 0.0, 0.0, 10**9)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 # --------------------------------------------------------------------------- factorizations
 
 
