@@ -10,12 +10,10 @@
 #include <memory>
 #include <string>
 #include <utility>
-
 #include <vector>
 
 #include "array_checks.hpp"
 #include "linear_operator.hpp"
-#include "relaxation.hpp"
 #include "spmv.hpp"
 #include "triangular.hpp"
 
@@ -26,7 +24,7 @@ namespace py = pybind11;
 template <class T>
 class JacobiPreconditioner final : public LinearOperator<T> {
 public:
-    // winv_i = omega / a_ii from scaled_inverse_diagonal.
+    // winv_i = omega / a_ii (scaled_inverse_diagonal in relaxation.hpp).
     explicit JacobiPreconditioner(std::vector<T> winv) : winv_(std::move(winv)) {}
     bool finite() const { return all_finite(winv_.data(), winv_.size()); }
     std::size_t size() const override { return winv_.size(); }
@@ -50,7 +48,7 @@ private:
 template <class I, class T>
 class SsorPreconditioner final : public LinearOperator<T> {
 public:
-    // winv from scaled_inverse_diagonal(A, omega), diag_pos from diagonal_positions(A).
+    // diag_pos from diagonal_positions(A), winv from scaled_inverse_diagonal(A, diag_pos, omega).
     SsorPreconditioner(CsrView<I, T> A, std::vector<I> diag_pos, const std::vector<T>& winv, double omega)
         : A_(A), diag_pos_(std::move(diag_pos)), coef_(A.nnz()), rhs_scale_(A.n_rows) {
         for (std::size_t i = 0; i < A.n_rows; ++i) {

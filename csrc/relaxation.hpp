@@ -32,7 +32,7 @@ std::size_t scaled_inverse_diagonal(const CsrView<I, T>& A, const I* diag_pos, d
     return A.n_rows;
 }
 
-// One SOR sweep over the rows in `order`. Row i splits A's row at its diagonal:
+// One SOR sweep, rows i = 0..n-1 (Forward) or n-1..0. Row i splits at its diagonal:
 // the entries of the already-updated side (lower for forward, upper for
 // backward) form the sequential dependency, so they are applied last, as
 // multiply-subtracts with coefficients w_i a_ij, in an order that leaves the

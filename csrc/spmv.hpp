@@ -91,7 +91,7 @@ void csr_matvec_axpby(T alpha, const CsrView<I, T>& A, const T* x, T beta, T* y)
 // y = A x and returns x . y (A square), in one pass over A.
 template <class I, class T>
 double csr_matvec_dot(const CsrView<I, T>& A, const T* x, T* y) {
-    const std::size_t parallel_min = A.parallel() ? 0 : A.n_rows + 1;
+    const std::size_t parallel_min = A.parallel() ? 0 : A.n_rows + 1;  // rows go parallel with enough work
     return chunked_sum(
         A.n_rows,
         [&A, x, y](std::size_t b, std::size_t e) {
@@ -117,7 +117,7 @@ void csr_residual(const CsrView<I, T>& A, const T* x, const T* b, T* r) {
 // when the sum of squares leaves double's safe range).
 template <class I, class T>
 double csr_residual_nrm2(const CsrView<I, T>& A, const T* x, const T* b) {
-    const std::size_t parallel_min = A.parallel() ? 0 : A.n_rows + 1;
+    const std::size_t parallel_min = A.parallel() ? 0 : A.n_rows + 1;  // rows go parallel with enough work
     const double s = chunked_sum(
         A.n_rows,
         [&A, x, b](std::size_t lo, std::size_t hi) {
