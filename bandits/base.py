@@ -43,8 +43,7 @@ class Learner:
 
     def select(self, context: float | None = None) -> int:
         """Draw an arm from ``probabilities(context)``."""
-        p = self.probabilities(context)
-        return int(self.rng.choice(self.n_arms, p=p))
+        return sample(self.rng, self.probabilities(context))
 
     def greedy(self, context: float | None = None) -> int:
         """The arm the learner currently believes best (no exploration)."""
@@ -124,6 +123,12 @@ class corrupted_state_errors:
         return False
 
 
+def sample(rng: np.random.Generator, p: np.ndarray) -> int:
+    """Draw an index from the distribution ``p`` (inverse CDF: one uniform per draw)."""
+    cdf = np.cumsum(p)
+    return min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), len(p) - 1)
+
+
 def check_loss(loss: float) -> float:
     """A loss must be a finite non-negative number."""
     try:
@@ -182,13 +187,13 @@ def inverse_gap_weights(predicted: np.ndarray, gamma: float, available: np.ndarr
     """SquareCB sampling (Foster & Rakhlin 2020): p_a = 1 / (K + gamma (yhat_a - yhat_best)) for
     every arm but the best, which takes the remaining mass. ``available`` masks arms out."""
     predicted = np.asarray(predicted, dtype=np.float64)
-    mask = np.ones(predicted.shape, dtype=bool) if available is None else np.asarray(available, dtype=bool)
-    if not mask.any():
-        raise ValueError("no arm is available")
-    k = int(mask.sum())
-    best = int(np.flatnonzero(mask)[np.argmin(predicted[mask])])
-    p = np.zeros_like(predicted)
-    p[mask] = 1.0 / (k + gamma * (predicted[mask] - predicted[best]))
+    if available is not None:
+        mask = np.asarray(available, dtype=bool)
+        if not mask.any():
+            raise ValueError("no arm is available")
+        predicted = np.where(mask, predicted, np.inf)  # masked arms: infinite gap, probability 0
+    best = int(np.argmin(predicted))
+    p = 1.0 / (np.count_nonzero(np.isfinite(predicted)) + gamma * (predicted - predicted[best]))
     p[best] = 0.0
     p[best] = max(1.0 - p.sum(), 0.0)
     return p / p.sum()

@@ -61,8 +61,7 @@ class ChebCB(Learner):
         return chebyshev_features(self.range.unit(context), self.degree)
 
     def _refit(self, arm: int) -> None:
-        eye = self.ridge * np.eye(self.degree + 1)
-        self._theta[arm] = np.linalg.solve(self.gram[arm] + eye, self.moment[arm])
+        self._theta[arm] = np.linalg.solve(self.gram[arm] + self.ridge * np.eye(self.degree + 1), self.moment[arm])
 
     def predict(self, context: float | None) -> np.ndarray:
         """Predicted loss of every arm on ``context`` (in the loss's own unit)."""
@@ -79,7 +78,7 @@ class ChebCB(Learner):
 
     def _learn(self, arm: int, loss: float, context: float | None) -> None:
         phi = self.features(context)
-        self.gram[arm] += np.outer(phi, phi)
+        self.gram[arm] += phi[:, None] * phi[None, :]
         self.moment[arm] += loss * phi
         self._refit(arm)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Learner, inverse_gap_weights, state_array
+from .base import Learner, inverse_gap_weights, sample, state_array
 
 
 class ClusteredIGW(Learner):
@@ -87,7 +87,7 @@ class ClusteredIGW(Learner):
         return inverse_gap_weights(predicted, self.exploration * math.sqrt(self.n_arms * (t_c + 1)), mask)
 
     def select(self, context=None, available=None) -> int:
-        return int(self.rng.choice(self.n_arms, p=self.probabilities(context, available)))
+        return sample(self.rng, self.probabilities(context, available))
 
     def greedy(self, context=None, available=None) -> int:
         predicted = self.predict(context)

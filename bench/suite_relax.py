@@ -45,7 +45,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--parts", default="shift,heat,stream", help="comma list of shift, heat, stream")
     parser.add_argument("--grid", type=int, default=20, help="shifted Laplacian grid m (n = m^2)")
     parser.add_argument("--instances", type=int, default=5000, help="shifted Laplacian instances T")
-    parser.add_argument("--heat-grid", type=int, default=50)
+    parser.add_argument("--heat-grid", type=int, default=100)
     parser.add_argument("--heat-steps", type=int, default=1000)
     parser.add_argument("--stream", type=int, default=150, help="systems in the SolverTuner stream")
     parser.add_argument("--seeds", type=int, default=3, help="learner seeds averaged in the replays")
