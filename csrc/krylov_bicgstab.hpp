@@ -112,9 +112,8 @@ KrylovResult bicgstab(const LinearOperator<T>& op, const LinearOperator<T>* M, c
         const auto [ts, tt] = dot_pair(t, r, t, n, scratch);
         if (!(tt > 0.0) || !std::isfinite(ts) || !std::isfinite(tt)) {
             // t = 0 (or garbage): keep the valid half step, then stop.
-            const bool x_ok = update_iterate(x, alpha, ph, 0.0, static_cast<const T*>(nullptr), n, scratch);
+            update_iterate(x, alpha, ph, 0.0, static_cast<const T*>(nullptr), n, scratch);
             mon.record_iteration(snorm, x);
-            (void)x_ok;
             return mon.finish(kBreakdown);
         }
         omega = ts / tt;
