@@ -1,0 +1,293 @@
+"""Deep Conjugate Direction Method (Kaneda, Akar, Chen, Kim, Teran, ICML 2023).
+
+DCDM solves an SPD grid system A x = b with search directions from a
+convolutional network f that approximates A^{-1} r up to scale:
+
+    r = b - A x;  repeat:
+        z = f(r)                                          (float32 network)
+        p = z - sum_{j in last k} (z.A p_j)/(p_j.A p_j) p_j   (k = 2 default)
+        alpha = (p.r)/(p.A p);  x += alpha p;  r -= alpha A p  (float64)
+    until ||r|| <= max(atol, rtol ||b||), confirmed on the true residual b - A x.
+
+This is the flexible CG of Notay (FCG(k)) with the network as a nonlinear
+preconditioner, so :func:`flexible_cg` takes any preconditioner and
+:class:`NetworkPreconditioner` is also a valid ``M`` for FGMRES
+(``krylearn.solvers.krylov.run_gmres(A, b, M=net, flexible=True)``) where DCDM
+alone stalls. When the network returns a zero or non-finite direction (or one
+with p.A p <= 0), the step falls back to a Jacobi-preconditioned residual
+D^{-1} r and the iteration continues (``details["fallback_steps"]``).
+With ``jacobi_step=True`` every iteration also takes a second, Jacobi step on
+the updated residual, A-orthogonal to the directions kept: the network removes
+the smooth error, the Jacobi step the rough error it misses, so a weak network
+cannot make the iteration stagnate (one extra mat-vec, no extra network call).
+``jacobi_step=False`` is the paper's DCDM exactly.
+
+Grids: ``grid`` is a shape (every cell an unknown, C order) or a boolean
+fluid mask (the unknowns are its True cells in C order, as produced by
+``krylearn.bench.obstacle_poisson``). A must couple each cell only with itself
+and its face neighbours (5-point in 2D, 7-point in 3D) and be symmetric.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from krylearn._validation import as_csr, check_maxiter, check_tolerances, check_vector
+from krylearn.preconditioners.base import Preconditioner
+from krylearn.preconditioners.classical import Jacobi
+from krylearn.result import SolveResult
+
+from .dcdm_unet import ResidualUNet
+
+MODEL_DIR = Path(__file__).resolve().parent / "models"
+MODEL_FORMAT = "krylearn-dcdm"
+MODEL_VERSION = 1
+
+
+# ----------------------------------------------------------------------------- models
+
+def save_model(model: ResidualUNet, path, metadata: dict | None = None) -> Path:
+    """Write ``model`` as a plain state_dict plus a JSON header (format, version,
+    architecture, ``metadata``); loadable with ``torch.load(weights_only=True)``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "config": model.config(), "metadata": metadata or {}}
+    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    torch.save({"header": json.dumps(header), "state_dict": state}, path)
+    return path
+
+
+def model_path(name) -> Path:
+    """A shipped model name (``dcdm_2d``, ``dcdm_3d``) or a path to a ``.pt`` file."""
+    path = Path(name)
+    if path.suffix != ".pt":
+        path = MODEL_DIR / f"{name}.pt"
+    if not path.is_file():
+        shipped = sorted(p.stem for p in MODEL_DIR.glob("dcdm_*.pt"))
+        raise FileNotFoundError(f"no DCDM model {str(name)!r} (looked for {path}); shipped models: {shipped}")
+    return path
+
+
+def load_model(name="dcdm_2d", device="cpu") -> ResidualUNet:
+    """Load a model saved by :func:`save_model` without executing code; the
+    header is checked (format, version, architecture) before the weights."""
+    path = model_path(name)
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or set(payload) != {"header", "state_dict"}:
+        raise ValueError(f"{path} is not a krylearn DCDM model file")
+    header = json.loads(payload["header"])
+    if header.get("format") != MODEL_FORMAT or header.get("version") != MODEL_VERSION:
+        raise ValueError(f"{path}: expected format {MODEL_FORMAT!r} version {MODEL_VERSION}, "
+                         f"got {header.get('format')!r} version {header.get('version')!r}")
+    config = header["config"]
+    model = ResidualUNet(dim=int(config["dim"]), channels=int(config["channels"]), blocks=tuple(config["blocks"]),
+                         levels=int(config.get("levels", 1)))
+    model.load_state_dict(payload["state_dict"], strict=True)
+    model.metadata = header.get("metadata", {})
+    return model.to(device).eval()
+
+
+# ----------------------------------------------------------------------------- grids
+
+def grid_mask(grid, n: int) -> np.ndarray:
+    """The boolean unknown mask of ``grid`` (a shape or a fluid mask) for n unknowns."""
+    if isinstance(grid, np.ndarray) and grid.dtype == bool:
+        mask = grid
+    else:
+        try:
+            shape = tuple(int(s) for s in grid)
+        except TypeError:
+            raise TypeError(f"grid must be a shape tuple or a boolean fluid mask, got {type(grid).__name__}") from None
+        if any(s < 1 for s in shape):
+            raise ValueError(f"grid shape must be positive, got {shape}")
+        mask = np.ones(shape, dtype=bool)
+    if mask.ndim not in (2, 3):
+        raise ValueError(f"DCDM needs a 2-D or 3-D grid, got {mask.ndim} axes (shape {mask.shape})")
+    if not mask.any():
+        raise ValueError("the grid has no unknown (fluid) cells: an all-solid domain has nothing to solve")
+    if int(mask.sum()) != n:
+        raise ValueError(f"the grid has {int(mask.sum())} unknown cells (shape {mask.shape}) but A has n={n}; "
+                         "pass grid=<shape> for a full grid or grid=<boolean fluid mask>")
+    return mask
+
+
+def check_grid_matrix(A: sp.csr_array, mask: np.ndarray) -> None:
+    """ValueError unless A is symmetric with a positive diagonal and couples each
+    unknown only with itself and its face neighbours on the grid of ``mask``."""
+    coords = np.argwhere(mask)
+    coo = A.tocoo()
+    distance = np.abs(coords[coo.row] - coords[coo.col]).sum(axis=1)
+    if np.any(distance > 1):
+        i = int(np.argmax(distance > 1))
+        raise ValueError(
+            "DCDM requires a grid matrix: every nonzero must couple a cell with itself or a face neighbour "
+            f"(5-point stencil in 2D, 7-point in 3D) on the grid {mask.shape}; entry ({coo.row[i]}, {coo.col[i]}) "
+            f"couples cells {tuple(coords[coo.row[i]])} and {tuple(coords[coo.col[i]])}")
+    scale = float(np.abs(A.data).max()) if A.nnz else 0.0
+    if A.nnz and float(np.abs(A - A.T).max()) > 1e-12 * scale:
+        raise ValueError("DCDM requires a symmetric (SPD) matrix; A is not symmetric")
+    if np.any(A.diagonal() <= 0):
+        raise ValueError("DCDM requires an SPD matrix; A has a non-positive diagonal entry")
+
+
+# ----------------------------------------------------------------------------- network as a preconditioner
+
+class NetworkPreconditioner(Preconditioner):
+    """z = f(r / rms(r)) on the grid: the DCDM network as a (nonlinear, scale-free)
+    preconditioner. The residual is scattered onto the grid, normalised to unit
+    RMS per unknown (so inputs look alike at every grid size), passed through
+    the float32 network on ``device``, and gathered back as float64."""
+
+    name = "dcdm-net"
+
+    def __init__(self, model: ResidualUNet, grid, device="cpu") -> None:
+        super().__init__()
+        self.model = model.to(device).eval()
+        self.grid, self.device = grid, torch.device(device)
+
+    def _build(self, csr: sp.csr_array) -> None:
+        self.mask = grid_mask(self.grid, csr.shape[0])
+        if self.mask.ndim != self.model.dim:
+            raise ValueError(f"the grid has {self.mask.ndim} axes but the network is {self.model.dim}-D; "
+                             f"use a dcdm_{self.mask.ndim}d model")
+        check_grid_matrix(csr, self.mask)
+        self.dtype = np.dtype(np.float64)
+        self._mask_t = torch.from_numpy(self.mask).to(self.device)
+        self._mask_in = self._mask_t.to(torch.float32)[None, None]
+
+    def _apply(self, r: np.ndarray, out: np.ndarray) -> None:
+        rms = float(np.sqrt(np.mean(r * r)))
+        if rms == 0.0 or not np.isfinite(rms):
+            out[:] = 0.0 if rms == 0.0 else np.nan
+            return
+        grid = torch.zeros(self.mask.shape, dtype=torch.float32, device=self.device)
+        grid[self._mask_t] = torch.from_numpy(r / rms).to(self.device, torch.float32)
+        with torch.inference_mode():
+            q = self.model(grid[None, None], self._mask_in)[0, 0]
+        out[:] = q[self._mask_t].to("cpu", torch.float64).numpy()
+
+
+# ----------------------------------------------------------------------------- the iteration
+
+def flexible_cg(A, b, M, *, x0=None, rtol: float = 1e-8, atol: float = 0.0, maxiter: int | None = None,
+                k: int = 2, callback=None, jacobi_step: bool = False, method: str = "fcg") -> SolveResult:
+    """Flexible CG, FCG(k): the preconditioned residual z = M(r) is A-orthogonalised
+    against the directions of the last k iterations, the step is the exact line
+    search along it.
+
+    ``M`` is any callable r -> z (may be nonlinear or change between calls).
+    A direction that is zero, non-finite, or has p.A p <= 0 is replaced by the
+    Jacobi direction D^{-1} r; ``jacobi_step`` adds a Jacobi step after every
+    M step (see module doc). If the Jacobi direction is unusable too, info = -1
+    (A not SPD). Convergence is declared only when the true residual b - A x
+    meets the tolerance. Returns a SolveResult in float64; ``details`` holds
+    ``fallback_steps``, ``jacobi_steps``, ``true_residual`` and ``k``."""
+    start = time.perf_counter()
+    csr = as_csr(A, dtype=np.float64)
+    n = csr.shape[0]
+    b = check_vector(b, n, "b", np.float64)
+    x = np.zeros(n) if x0 is None else check_vector(x0, n, "x0", np.float64)
+    rtol, atol = check_tolerances(rtol, atol)
+    maxiter = check_maxiter(maxiter, min(10 * n, 10000))
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k (iterations whose directions are kept) must be a positive integer, got {k!r}")
+    name = getattr(M, "name", type(M).__name__) + ("+jacobi" if jacobi_step else "")
+    bnorm = float(np.linalg.norm(b))
+    details = {"k": int(k), "fallback_steps": 0, "jacobi_steps": 0}
+    if bnorm == 0.0:  # SciPy's convention: x = 0 solves b = 0 exactly
+        details["true_residual"] = 0.0
+        return SolveResult(np.zeros(n), True, 0, np.zeros(1), 0, time.perf_counter() - start, method, name, details)
+    tol = max(atol, rtol * bnorm)
+    jacobi = Jacobi().setup(csr)
+    r = b - csr @ x
+    rnorm = float(np.linalg.norm(r))
+    residuals = [rnorm]
+    directions: deque = deque(maxlen=k * (2 if jacobi_step else 1))  # (p, A p, p.A p)
+
+    def take(step) -> None:
+        p, Ap, pAp = step
+        alpha = float(p @ r) / pAp
+        x[:] += alpha * p
+        r[:] -= alpha * Ap
+        directions.append(step)
+
+    info, iterations = maxiter, 0
+    while iterations < maxiter:
+        if rnorm <= tol:  # confirm on the true residual; continue from it if the recurrence drifted
+            r = b - csr @ x
+            rnorm = float(np.linalg.norm(r))
+            residuals[-1] = rnorm
+            if rnorm <= tol:
+                info = 0
+                break
+        step = _conjugate(csr, np.asarray(M(r), dtype=np.float64), directions)
+        if step is None:
+            details["fallback_steps"] += 1
+        else:
+            take(step)
+        if step is None or jacobi_step:
+            smooth = _conjugate(csr, jacobi(r), directions)
+            if smooth is None and step is None:
+                info = -1
+                break
+            if smooth is not None:
+                take(smooth)
+                details["jacobi_steps"] += int(step is not None)
+        iterations += 1
+        rnorm = float(np.linalg.norm(r))
+        residuals.append(rnorm)
+        if callback is not None:
+            callback(x)
+    else:
+        r = b - csr @ x
+        rnorm = float(np.linalg.norm(r))
+        residuals[-1] = rnorm
+        if rnorm <= tol:
+            info = 0
+    details["true_residual"] = float(np.linalg.norm(b - csr @ x))
+    return SolveResult(x, info == 0, iterations, np.asarray(residuals), int(info), time.perf_counter() - start,
+                       method, name, details)
+
+
+def _conjugate(csr, z: np.ndarray, directions) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """(p, A p, p.A p) for z A-orthogonalised against ``directions``; None when unusable."""
+    if z.shape != (csr.shape[0],) or not np.all(np.isfinite(z)) or not np.any(z):
+        return None
+    Az = csr @ z
+    p, Ap = z.copy(), Az
+    for pj, Apj, pApj in directions:
+        coef = float(z @ Apj) / pApj
+        p -= coef * pj
+        Ap = Ap - coef * Apj
+    pAp = float(p @ Ap)
+    if not np.isfinite(pAp) or pAp <= 0.0:
+        return None
+    return p, Ap, pAp
+
+
+def solve_dcdm(A, b, *, grid, rtol: float = 1e-8, atol: float = 0.0, maxiter: int | None = None, x0=None,
+               callback=None, model=None, k: int = 2, jacobi_step: bool = True, device="cpu") -> SolveResult:
+    """Solve the SPD grid system A x = b with DCDM (see module doc).
+
+    ``grid``: grid shape or boolean fluid mask matching A's unknowns.
+    ``model``: a :class:`ResidualUNet`, a shipped name (``"dcdm_2d"``,
+    ``"dcdm_3d"``) or a ``.pt`` path; default: the shipped model of the grid's
+    dimension. ``k``: iterations whose directions are kept for the
+    A-orthogonalisation; ``jacobi_step``: the hybrid network + Jacobi step of
+    the module doc (False: the paper's DCDM)."""
+    csr = as_csr(A, dtype=np.float64)
+    mask = grid_mask(grid, csr.shape[0])
+    if model is None:
+        model = f"dcdm_{mask.ndim}d"
+    net = model if isinstance(model, ResidualUNet) else load_model(model, device=device)
+    M = NetworkPreconditioner(net, mask, device=device).setup(csr)
+    result = flexible_cg(csr, b, M, x0=x0, rtol=rtol, atol=atol, maxiter=maxiter, k=k, callback=callback,
+                         jacobi_step=jacobi_step, method="dcdm")
+    result.details["model"] = getattr(net, "metadata", {}).get("name", type(net).__name__)
+    return result

@@ -1,0 +1,283 @@
+"""DCDM: obstacle Poisson generator, Ritz vectors, loss, training, the iteration, bad input."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from krylearn.bench import obstacle_poisson as op
+from krylearn.solvers import dcdm_train
+from krylearn.solvers.dcdm import (NetworkPreconditioner, check_grid_matrix, flexible_cg, load_model, save_model,
+                                   solve_dcdm)
+from krylearn.solvers.dcdm_unet import ResidualUNet
+from krylearn.solvers.ritz import lanczos, ritz_pairs, training_rhs
+
+
+# ----------------------------------------------------------------------------- generator
+
+@pytest.mark.parametrize("shape", [(12, 10), (6, 7, 5)])
+@pytest.mark.parametrize("name", sorted(op.SCENES))
+def test_scenes_are_spd_grid_systems(name, shape):
+    problem = op.scene(name, shape)
+    A = problem.A
+    assert A.shape == (problem.mask.sum(),) * 2 and problem.b.shape == (problem.n,)
+    assert abs(A - A.T).max() == 0
+    assert np.linalg.eigvalsh(A.toarray()).min() > 0
+    check_grid_matrix(A, problem.mask)  # 5-/7-point stencil on the fluid cells
+    # interior fluid cells with only fluid neighbours: Laplacian rows sum to zero
+    assert np.all(A.sum(axis=1) >= -1e-12)
+
+
+def test_obstacles_are_neumann_and_open_sides_dirichlet():
+    mask = np.ones((5, 5), dtype=bool)
+    mask[2, 2] = False  # one solid cell in the middle
+    A = op.pressure_matrix(mask, open_sides=("y+",))
+    index = np.full(mask.shape, -1)
+    index[mask] = np.arange(mask.sum())
+    dense = A.toarray()
+    # the cell left of the obstacle has 3 fluid neighbours and no open face: diagonal 3, row sum 0
+    assert dense[index[1, 2], index[1, 2]] == 3 and abs(dense[index[1, 2]].sum()) == 0
+    # a top cell (y+ open) gets one extra diagonal entry for the ghost pressure 0
+    assert dense[index[0, 4], index[0, 4]] == 3 and dense[index[0, 4]].sum() == 1
+
+
+def test_enclosed_fluid_is_removed_and_all_solid_rejected():
+    solid = np.zeros((9, 9), dtype=bool)
+    solid[2:7, 2:7] = True
+    solid[4, 4] = False  # a fluid cell sealed inside the box
+    mask = op.fluid_mask((9, 9), solid)
+    assert not mask[4, 4] and mask.sum() == 81 - 25
+    with pytest.raises(ValueError, match="touches no open side"):
+        op.pressure_matrix(~solid)
+    with pytest.raises(ValueError, match="all solid"):
+        op.pressure_matrix(np.zeros((4, 4), dtype=bool))
+    with pytest.raises(ValueError, match="all solid"):
+        op.make_problem((4, 4), np.ones((4, 4), dtype=bool))
+
+
+def test_divergence_rhs_has_no_flux_through_closed_walls():
+    # closed box with an open top and no obstacles: sum of -div u = net inflow through the top only
+    problem = op.scene("smoke-box", (16, 16), seed=3)
+    assert np.all(np.isfinite(problem.b)) and np.linalg.norm(problem.b) > 0
+    random = op.random_problem((24, 24), seed=5, kinds=("sphere", "blob"))
+    assert 0 < random.info["solid_fraction"] < 0.5
+
+
+# ----------------------------------------------------------------------------- Ritz vectors
+
+@pytest.mark.parametrize("method", ["lanczos", "eigsh"])
+def test_ritz_vectors_are_a_orthogonal(method):
+    problem = op.scene("two-spheres", (14, 14))
+    theta, Y = ritz_pairs(problem.A, 30, method=method)
+    G = Y.T @ (problem.A @ Y)
+    assert np.allclose(Y.T @ Y, np.eye(30), atol=1e-10)
+    assert np.allclose(G, np.diag(theta), atol=1e-10 * theta.max())
+    assert np.all(np.diff(theta) >= 0) and theta[0] > 0
+    if method == "lanczos":
+        # the lowest Ritz value converges to the smallest eigenvalue from above
+        lam = np.linalg.eigvalsh(problem.A.toarray())
+        assert lam[0] <= theta[0] < lam[0] * 1.05
+
+
+def test_lanczos_basis_and_training_rhs():
+    A = op.scene("empty", (10, 10)).A
+    alpha, beta, V = lanczos(A, 40, seed=2)
+    T = np.diag(alpha) + np.diag(beta, 1) + np.diag(beta, -1)
+    assert np.allclose(V.T @ V, np.eye(40), atol=1e-12)
+    assert np.allclose(V.T @ (A @ V), T, atol=1e-10)
+    _, Y = ritz_pairs(A, 40)
+    B = training_rhs(Y, 64, low_fraction=0.5, low_weight=9.0, seed=1)
+    assert B.shape == (64, 100) and np.allclose(np.linalg.norm(B, axis=1), 1.0)
+    coeff = B @ Y  # Y orthonormal: coefficients in the Ritz basis
+    assert np.mean(coeff[:, :20] ** 2) > 40 * np.mean(coeff[:, 20:] ** 2)  # about 81x by construction
+    with pytest.raises(ValueError):
+        lanczos(A, 0)
+    with pytest.raises(ValueError):
+        ritz_pairs(A, 5, method="power")
+
+
+# ----------------------------------------------------------------------------- loss and training
+
+@settings(max_examples=40, deadline=None)
+@given(scale=st.floats(min_value=1e-6, max_value=1e6) | st.floats(min_value=-1e6, max_value=-1e-6),
+       seed=st.integers(0, 1000))
+def test_loss_is_invariant_to_the_scale_of_q(scale, seed):
+    A = dcdm_train.torch_matrix(op.scene("two-spheres", (8, 8)).A).to(torch.float64)
+    gen = torch.Generator().manual_seed(seed)
+    n = A.shape[0]
+    q, b = torch.randn(3, n, generator=gen, dtype=torch.float64), torch.randn(3, n, generator=gen, dtype=torch.float64)
+    base = dcdm_train.scale_invariant_loss(q, b, A)
+    assert torch.isclose(dcdm_train.scale_invariant_loss(scale * q, b, A), base, rtol=1e-9)
+    # and it is the mean squared residual after the exact line search along q
+    Ad, qn, bn = A.to_dense().numpy(), q.numpy(), b.numpy()
+    expected = np.mean([np.sum((bi - (qi @ bi) / (qi @ Ad @ qi) * (Ad @ qi)) ** 2) for qi, bi in zip(qn, bn)])
+    assert base.item() == pytest.approx(expected, rel=1e-10)
+
+
+def test_loss_is_zero_for_the_exact_inverse():
+    problem = op.scene("empty", (6, 6))
+    A = dcdm_train.torch_matrix(problem.A).to(torch.float64)
+    b = torch.randn(2, problem.n, dtype=torch.float64)
+    q = torch.from_numpy(np.linalg.solve(problem.A.toarray(), b.numpy().T).T)
+    assert dcdm_train.scale_invariant_loss(q, b, A) < 1e-20
+    assert dcdm_train.scale_invariant_loss(torch.zeros_like(q), b, A) == pytest.approx((b**2).sum(1).mean().item())
+
+
+def test_a_few_training_steps_reduce_the_loss():
+    torch.manual_seed(0)
+    problem = op.random_problem((16, 16), seed=3, kinds=("box",))
+    domain = dcdm_train.TrainingDomain(problem, ritz_steps=40, rhs_count=32, seed=0, device="cpu")
+    model = ResidualUNet(dim=2, levels=2)
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    batch = torch.arange(16)
+    with torch.no_grad():
+        before = domain.loss(model, batch).item()
+    for _ in range(25):
+        loss = domain.loss(model, batch)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    with torch.no_grad():
+        after = domain.loss(model, batch).item()
+    assert after < 0.8 * before
+
+
+def test_train_command_writes_checked_weights_and_record(tmp_path):
+    from krylearn import cli
+
+    out = tmp_path / "tiny.pt"
+    code = cli.main(["train", "dcdm", "--dim", "2", "--grid", "12", "--domains", "1", "--ritz", "20", "--rhs", "16",
+                     "--batch", "4", "--steps", "3", "--levels", "1", "--output", str(out)])
+    assert code == 0
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["steps"] == 3 and record["arguments"]["grid"] == 12 and len(record["history"]) >= 2
+    model = load_model(out)
+    assert model.dim == 2 and model.metadata["steps"] == 3
+    payload = torch.load(out, weights_only=True)
+    header = json.loads(payload["header"])
+    header["version"] = 99
+    torch.save({"header": json.dumps(header), "state_dict": payload["state_dict"]}, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="version"):
+        load_model(tmp_path / "bad.pt")
+    with pytest.raises(FileNotFoundError, match="shipped models"):
+        load_model("no_such_model")
+
+
+# ----------------------------------------------------------------------------- the iteration
+
+@pytest.mark.parametrize("dim,size", [(2, 24), (3, 10)])
+def test_shipped_dcdm_converges_to_1e_8(dim, size):
+    problem = op.scene("sphere-plume", (size,) * dim)
+    result = solve_dcdm(problem.A, problem.b, grid=problem.mask, rtol=1e-8)
+    assert result.converged and result.info == 0 and result.method == "dcdm"
+    assert np.linalg.norm(problem.b - problem.A @ result.x) <= 1e-8 * np.linalg.norm(problem.b)
+    assert result.residuals[0] == pytest.approx(np.linalg.norm(problem.b)) and len(result.residuals) == result.iterations + 1
+
+
+def test_full_grid_shape_and_krylearn_solve_dispatch():
+    problem = op.scene("empty", (20, 20))
+    result = solve_dcdm(problem.A, problem.b, grid=(20, 20), rtol=1e-8)
+    assert result.converged
+    import krylearn
+
+    if hasattr(krylearn, "solve"):
+        via_solve = krylearn.solve(problem.A, problem.b, method="dcdm", grid=(20, 20), rtol=1e-8)
+        assert via_solve.converged and np.allclose(via_solve.x, result.x, rtol=1e-6, atol=1e-8)
+
+
+def test_shipped_weights_beat_cg_on_a_held_out_scene():
+    from krylearn.solvers.krylov import run_cg
+
+    problem = op.random_problem((64, 64), seed=77, count=5, kinds=("sphere", "blob"))  # shapes never trained on
+    cg = run_cg(problem.A, problem.b, rtol=1e-6, atol=0.0, maxiter=5000, M=None)
+    dcdm = solve_dcdm(problem.A, problem.b, grid=problem.mask, rtol=1e-6)
+    assert cg.converged and dcdm.converged
+    assert dcdm.iterations < cg.iterations
+    assert dcdm.details["fallback_steps"] < dcdm.iterations / 2  # the network, not the Jacobi safeguard, does the work
+
+
+def test_network_as_flexible_gmres_preconditioner():
+    from krylearn.solvers.krylov import run_gmres
+
+    problem = op.scene("two-spheres", (32, 32))
+    M = NetworkPreconditioner(load_model("dcdm_2d"), problem.mask).setup(problem.A)
+    result = run_gmres(problem.A, problem.b, M=M, flexible=True, restart=30, rtol=1e-8, atol=0.0, maxiter=40)
+    assert result.converged
+    assert np.linalg.norm(problem.b - problem.A @ result.x) <= 1.01e-8 * np.linalg.norm(problem.b)
+
+
+def test_flexible_cg_with_identity_is_cg():
+    problem = op.scene("two-spheres", (16, 16))
+    fcg = flexible_cg(problem.A, problem.b, lambda r: r.copy(), k=1, safeguard=False, rtol=1e-10)
+    x = np.linalg.solve(problem.A.toarray(), problem.b)
+    assert fcg.converged and np.allclose(fcg.x, x, rtol=1e-8, atol=1e-10)
+    assert fcg.iterations <= problem.n
+
+
+# ----------------------------------------------------------------------------- bad input
+
+class _ConstantNet(ResidualUNet):
+    """A broken network that returns a fixed value everywhere (NaN or zero)."""
+
+    def __init__(self, value: float, dim: int = 2):
+        super().__init__(dim=dim)
+        self.value = value
+
+    def forward(self, r, mask):
+        return torch.full_like(r, self.value)
+
+
+@pytest.mark.parametrize("value", [float("nan"), 0.0])
+def test_broken_network_falls_back_to_preconditioned_residual_steps(value):
+    problem = op.scene("sphere-plume", (12, 12))
+    result = solve_dcdm(problem.A, problem.b, grid=problem.mask, model=_ConstantNet(value), rtol=1e-8)
+    assert result.converged and result.details["fallback_steps"] == result.iterations > 0
+
+
+def test_bad_grids_and_right_hand_sides():
+    problem = op.scene("empty", (8, 8))
+    with pytest.raises(ValueError, match="3-D"):
+        solve_dcdm(problem.A, problem.b, grid=(8, 8), model=_ConstantNet(0.0, dim=3))
+    with pytest.raises(ValueError, match="unknown cells"):
+        solve_dcdm(problem.A, problem.b, grid=(8, 9))
+    with pytest.raises(ValueError, match="2-D or 3-D grid"):
+        solve_dcdm(problem.A, problem.b, grid=(64,))
+    with pytest.raises(ValueError, match="shape"):
+        solve_dcdm(problem.A, problem.b[:-1], grid=(8, 8))
+    with pytest.raises(ValueError, match="all-solid"):
+        solve_dcdm(problem.A, problem.b, grid=np.zeros((8, 8), dtype=bool))
+    with pytest.raises(TypeError, match="grid"):
+        solve_dcdm(problem.A, problem.b, grid=8)
+
+
+def test_non_grid_matrix_is_rejected_with_the_requirement():
+    rng = np.random.default_rng(0)
+    R = sp.random(64, 64, density=0.05, random_state=rng)
+    A = sp.csr_array(R @ R.T + 64 * sp.eye(64))
+    with pytest.raises(ValueError, match="grid matrix.*face neighbour"):
+        solve_dcdm(A, np.ones(64), grid=(8, 8))
+    nonsym = op.scene("empty", (8, 8)).A.tolil()
+    nonsym[0, 1] = -0.5
+    with pytest.raises(ValueError, match="symmetric"):
+        solve_dcdm(sp.csr_array(nonsym), np.ones(64), grid=(8, 8))
+
+
+def test_zero_rhs_returns_zero():
+    problem = op.scene("empty", (8, 8))
+    result = solve_dcdm(problem.A, np.zeros(problem.n), grid=(8, 8), x0=np.ones(problem.n))
+    assert result.converged and result.iterations == 0 and not np.any(result.x)
+
+
+def test_save_load_roundtrip(tmp_path):
+    model = ResidualUNet(dim=3, channels=4, blocks=(1, 1, 1), levels=2)
+    save_model(model, tmp_path / "m.pt", {"name": "m"})
+    loaded = load_model(tmp_path / "m.pt")
+    r = torch.randn(1, 1, 6, 5, 4)
+    mask = torch.ones_like(r)
+    assert torch.equal(model.eval()(r, mask), loaded(r, mask))
+    assert loaded.config() == model.config()
