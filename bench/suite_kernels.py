@@ -43,19 +43,22 @@ REEXEC_MARK = "KRYLEARN_KERNELS_REMOVED_ENV"
 VECTORS_PER_ITERATION = 7
 
 
-def suite_problems(quick: bool) -> list[tuple[str, Callable[[], sp.csr_array]]]:
+def suite_problems(quick: bool, only: list[str] | None = None) -> list[tuple[str, Callable[[], sp.csr_array]]]:
+    """(name, generator) pairs; ``only`` keeps names containing one of its substrings."""
     if quick:
-        return [("poisson2d_64^2", lambda: gen.poisson2d(64)), ("poisson3d_16^3", lambda: gen.poisson3d(16))]
-    return [(f"poisson2d_{m}^2", lambda m=m: gen.poisson2d(m)) for m in (256, 512, 1024)] + [
-        ("poisson3d_64^3", lambda: gen.poisson3d(64))]
+        chosen = [("poisson2d_64^2", lambda: gen.poisson2d(64)), ("poisson3d_16^3", lambda: gen.poisson3d(16))]
+    else:
+        chosen = [(f"poisson2d_{m}^2", lambda m=m: gen.poisson2d(m)) for m in (256, 512, 1024)] + [
+            ("poisson3d_64^3", lambda: gen.poisson3d(64))]
+    return [(name, make) for name, make in chosen if not only or any(s in name for s in only)]
 
 
 def iteration_counts(nnz: int, quick: bool) -> tuple[int, int]:
-    """(K for CG, K for PCG): about 0.2-0.4 s of work per run, and few enough PCG
+    """(K for CG, K for PCG): about 0.1-0.2 s of work per run, and few enough PCG
     iterations that the residual stays far above round-off (no breakdown)."""
     if quick:
         return 60, 30
-    return int(np.clip(2e8 / nnz, 40, 300)), int(np.clip(1e8 / nnz, 20, 100))
+    return int(np.clip(1e8 / nnz, 30, 200)), int(np.clip(5e7 / nnz, 15, 60))
 
 
 def cg_bytes(A: sp.csr_array) -> int:
@@ -63,26 +66,29 @@ def cg_bytes(A: sp.csr_array) -> int:
     return A.data.nbytes + A.indices.nbytes + A.indptr.nbytes + VECTORS_PER_ITERATION * 8 * A.shape[0]
 
 
-def copy_bandwidth(n_doubles: int = 1 << 24, repeats: int = 5) -> float:
-    """Best ``np.copyto`` bandwidth over ``repeats`` copies of ``n_doubles`` (GB/s, read + write)."""
-    src = np.ones(n_doubles)
-    dst = np.zeros(n_doubles)
-    best = math.inf
-    for _ in range(repeats):
+def copy_run(n_doubles: int) -> tuple[Callable[[], tuple[float, int]], int]:
+    """A timed ``np.copyto`` of ``n_doubles`` (as a ``run() -> (seconds, 1)``) and the bytes it moves (read + write)."""
+    src, dst = np.ones(n_doubles), np.zeros(n_doubles)
+
+    def run():
         t0 = time.perf_counter()
         np.copyto(dst, src)
-        best = min(best, time.perf_counter() - t0)
-    return 2 * src.nbytes / best / 1e9
+        return time.perf_counter() - t0, 1
+
+    return run, 2 * src.nbytes
 
 
-def best_per_iteration(run: Callable[[], tuple[float, int]], repeats: int) -> tuple[float, int]:
-    """Run ``run() -> (seconds, iterations)`` ``repeats`` times; best seconds per iteration and the count."""
-    best, count = math.inf, 0
+def interleaved_best(runs: list[Callable[[], tuple[float, int]]], repeats: int) -> list[tuple[float, int]]:
+    """Best (seconds per iteration, iterations) of each ``run() -> (seconds, iterations)``
+    over ``repeats`` rounds, the runs interleaved within a round so that a burst of
+    load from other processes hits every library alike."""
+    best = [(math.inf, 0)] * len(runs)
     for _ in range(repeats):
-        seconds, iterations = run()
-        if iterations > 0 and seconds / iterations < best:
-            best, count = seconds / iterations, iterations
-    return best, count
+        for i, run in enumerate(runs):
+            seconds, iterations = run()
+            if iterations > 0 and seconds / iterations < best[i][0]:
+                best[i] = (seconds / iterations, iterations)
+    return best
 
 
 def _native_cg(A_kernel, b: np.ndarray, M, K: int) -> Callable[[], tuple[float, int]]:
@@ -202,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="krylearn bench --suite kernels", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes only (tests)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed runs per measurement (default 3, quick 2)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed rounds per measurement (default 5, quick 2)")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="keep problems whose name contains NAME")
     parser.add_argument("--keep-blas-env", action="store_true",
                         help=f"do not re-run without {' / '.join(BLAS_ENV)}")
     args = parser.parse_args(argv)
@@ -211,16 +218,21 @@ def main(argv: list[str] | None = None) -> int:
     from krylearn import _kernels
     from krylearn._validation import as_kernel_matrix
 
-    repeats = args.repeats or (2 if args.quick else 3)
+    repeats = args.repeats or (2 if args.quick else 5)
     out = results_dir("kernels")
     PETSc, petsc_reason = petsc_or_reason()
     if PETSc is None:
         print(f"PETSc columns skipped: petsc4py unavailable ({petsc_reason})")
-    bandwidth = copy_bandwidth(1 << (20 if args.quick else 24), repeats=5)
+    copy, copy_bytes = copy_run(1 << (20 if args.quick else 24))
+    bandwidth = copy_bytes / interleaved_best([copy], 5)[0][0] / 1e9
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
+    if load > (os.cpu_count() or 1):
+        print(f"WARNING: load average {load:.1f} on {os.cpu_count()} cores: other processes compete; "
+              "multi-threaded kernels suffer most (OpenMP threads wait for descheduled peers)")
     rows: list[dict[str, Any]] = []
     parts: list[dict[str, Any]] = []
     started = time.perf_counter()
-    for name, make in progress(suite_problems(args.quick), "kernels suite"):
+    for name, make in progress(suite_problems(args.quick, args.only), "kernels suite"):
         A = make()
         n = A.shape[0]
         b = np.random.default_rng(0).standard_normal(n)
@@ -238,28 +250,31 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(("petsc", "none", "1 MPI rank", K_cg, _petsc_cg(PETSc, mat, b, "none", K_cg)))
             runs += [("petsc", pc, "1 MPI rank", K_pcg, _petsc_cg(PETSc, mat, b, pc, K_pcg)) for pc in ("sor", "icc")]
         measured = []
-        for library, pc, note, K, run in runs:
-            seconds, iterations = best_per_iteration(run, repeats)
+        *timings, (copy_seconds, _) = interleaved_best([run for *_, run in runs] + [copy], repeats)
+        bandwidth = max(bandwidth, copy_bytes / copy_seconds / 1e9)  # best copy seen in the run
+        for (library, pc, note, K, _), (seconds, iterations) in zip(runs, timings):
+            if iterations != K:
+                note = f"{note}; stopped after {iterations} of {K}".lstrip("; ")
             measured.append({"problem": name, "n": n, "nnz": A.nnz, "library": library, "pc": pc,
-                             "iterations": iterations, "ms_per_iter": 1e3 * seconds, "note": note
-                             + ("" if iterations == K else f"; stopped after {iterations} of {K}").lstrip("; ")})
+                             "iterations": iterations, "ms_per_iter": 1e3 * seconds, "note": note})
         scipy_rows = [r for r in measured if r["library"] == "scipy"]
         slower = max(scipy_rows, key=lambda r: r["ms_per_iter"])
         measured.remove(slower)  # SciPy: keep the faster OpenBLAS thread setting
-        model = cg_bytes(A)
         for r in measured:
             if r["pc"] == "none":
-                r["GB/s"] = model / (r["ms_per_iter"] * 1e-3) / 1e9
-                r["% of copy BW"] = 100 * r["GB/s"] / bandwidth
-                r["bound_ms"] = 1e3 * model / (bandwidth * 1e9)  # the model's bytes at copy bandwidth
+                r["GB/s"] = cg_bytes(A) / (r["ms_per_iter"] * 1e-3) / 1e9
         rows += measured
         native_ms = next(r["ms_per_iter"] for r in measured if (r["library"], r["pc"]) == ("krylearn", "none"))
         parts.append(breakdown(name, A, A_kernel, native_pcs, PETSc, mat, native_ms))
         if mat is not None:
             mat.destroy()
     elapsed = time.perf_counter() - started
+    for r in rows:
+        if "GB/s" in r:
+            r["% of copy BW"] = 100 * r["GB/s"] / bandwidth
+            r["bound_ms"] = r["ms_per_iter"] * r["GB/s"] / bandwidth  # the model's bytes at copy bandwidth
 
-    print_table(rows, f"ms per CG iteration (fixed iteration count, x0 = 0); copy bandwidth {bandwidth:.1f} GB/s; "
+    print_table(rows, f"ms per CG iteration (fixed iteration count, x0 = 0); copy bandwidth {bandwidth:.1f} GB/s (best seen); "
                 f"bytes/iter = matrix + {VECTORS_PER_ITERATION} vectors",
                 ["problem", "n", "library", "pc", "iterations", "ms_per_iter", "GB/s", "% of copy BW", "bound_ms", "note"])
     goal = targets(rows)
@@ -268,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"copy_bandwidth_GBps": bandwidth, "vectors_per_iteration": VECTORS_PER_ITERATION,
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS", f"unset ({os.cpu_count()} cores)"),
             "removed_env": os.environ.get(REEXEC_MARK, ""), "petsc": "" if PETSc else f"skipped: {petsc_reason}",
-            "quick": args.quick, "repeats": repeats, "elapsed_s": elapsed}
+            "quick": args.quick, "repeats": repeats, "elapsed_s": elapsed, "load_average_at_start": load}
     write_rows(rows, out, "per_iteration", meta)
     write_rows(goal, out, "targets", meta)
     write_rows(parts, out, "breakdown", meta)
