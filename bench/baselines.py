@@ -189,8 +189,8 @@ def _counter():
 
 
 def _scipy_iterative(solver: Callable, *, restarted: bool) -> Callable:
-    def solve(M, b, rtol, maxiter, trace):
-        A, precond = M
+    def solve(state, b, rtol, maxiter, trace):
+        A, precond = state
         count, tick = _counter()
         history: list[float] = []
         bnorm = np.linalg.norm(b)

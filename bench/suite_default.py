@@ -126,7 +126,7 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         seconds = lambda r: r["total_s"] if r else math.nan  # noqa: E731
         summary.append({
             "problem": name,
-            "n": rows[[r["problem"] for r in rows].index(name)]["n"],
+            "n": next(r["n"] for r in rows if r["problem"] == name),
             "best krylearn": label(k),
             "krylearn_s": seconds(k),
             "auto_s": seconds(auto),
