@@ -5,11 +5,15 @@ Contexts (feature vectors) are grouped online: a context joins the nearest
 existing cluster within ``radius`` (Euclidean), else opens a new one. Each
 cluster keeps the mean log-loss of every arm it has tried; an arm not yet
 tried in a cluster is predicted from the other clusters (the cluster's best
-mean plus that arm's average gap to the best elsewhere), or optimistically
-(-inf: try it) when no cluster has tried it. Sampling is SquareCB's inverse-gap
-weighting with gamma_c = exploration * sqrt(K t_c), t_c the cluster's count;
-gaps are in log units, i.e. relative costs. ``available`` masks arms out (e.g.
-CG on a nonsymmetric matrix).
+mean plus that arm's average gap to the best elsewhere), or as -inf when no
+cluster has tried it. Such transferred predictions are only a prior: in each
+cluster every available arm is tried once, most promising first, unless its
+prediction is more than ``skip_factor`` times the best (so a configuration
+that was 100x slower everywhere is not retried on every new kind of matrix).
+After that, sampling is SquareCB's inverse-gap weighting with
+gamma_c = exploration * sqrt(K t_c), t_c the cluster's count; gaps are in log
+units, i.e. relative costs. ``available`` masks arms out (e.g. CG on a
+nonsymmetric matrix).
 """
 from __future__ import annotations
 
@@ -26,12 +30,15 @@ class ClusteredIGW(Learner):
 
     contextual = True
 
-    def __init__(self, n_arms: int, n_features: int, *, radius: float = 0.3, exploration: float = 5.0,
-                 seed: int | None = None) -> None:
+    def __init__(self, n_arms: int, n_features: int, *, radius: float = 0.3, exploration: float = 20.0,
+                 skip_factor: float = 1.5, seed: int | None = None) -> None:
         super().__init__(n_arms, seed=seed)
         if not (math.isfinite(radius) and radius > 0) or not (math.isfinite(exploration) and exploration > 0):
             raise ValueError("radius and exploration must be positive")
+        if not (math.isfinite(skip_factor) and skip_factor >= 1):
+            raise ValueError("skip_factor must be >= 1")
         self.n_features, self.radius, self.exploration = int(n_features), float(radius), float(exploration)
+        self.skip_factor = float(skip_factor)
         self.centers = np.zeros((0, self.n_features))
         self.counts = np.zeros((0, self.n_arms))
         self.log_sums = np.zeros((0, self.n_arms))
@@ -79,10 +86,14 @@ class ClusteredIGW(Learner):
         if mask.shape != (self.n_arms,) or not mask.any():
             raise ValueError("available must mask at least one of the arms")
         predicted = self.predict(context)
-        untried = mask & np.isneginf(predicted)
-        if untried.any():  # explore arms no cluster has seen, uniformly
-            return untried / untried.sum()
         c = self.cluster_of(context)
+        tried_here = self.counts[c] > 0 if c >= 0 else np.zeros(self.n_arms, dtype=bool)
+        best_here = predicted[mask & tried_here].min() if np.any(mask & tried_here) else predicted[mask].min()
+        to_try = mask & ~tried_here & (predicted <= best_here + math.log(self.skip_factor))
+        if to_try.any():  # the most promising arm not yet tried in this cluster
+            p = np.zeros(self.n_arms)
+            p[np.flatnonzero(to_try)[np.argmin(predicted[to_try])]] = 1.0
+            return p
         t_c = self.counts[c].sum() if c >= 0 else 0.0
         return inverse_gap_weights(predicted, self.exploration * math.sqrt(self.n_arms * (t_c + 1)), mask)
 
@@ -102,7 +113,7 @@ class ClusteredIGW(Learner):
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "n_features": self.n_features, "radius": self.radius,
-                "exploration": self.exploration, "centers": self.centers.tolist(), "counts": self.counts.tolist(),
+                "exploration": self.exploration, "skip_factor": self.skip_factor, "centers": self.centers.tolist(), "counts": self.counts.tolist(),
                 "log_sums": self.log_sums.tolist()}
 
     def _load(self, state: dict[str, Any]) -> None:
@@ -115,4 +126,5 @@ class ClusteredIGW(Learner):
         if np.any(counts < 0):
             raise ValueError("negative counts")
         self.radius, self.exploration = float(state["radius"]), float(state["exploration"])
+        self.skip_factor = float(state["skip_factor"])
         self.centers, self.counts, self.log_sums = centers, counts, log_sums

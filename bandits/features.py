@@ -1,11 +1,14 @@
 """Cheap matrix features, the context of the SolverTuner (one O(nnz) pass).
 
-    log10 n, log10 (nnz / n), diagonal dominance, symmetry, positive diagonal
+    log10 n, log10 (nnz / n), diagonal dominance, symmetry, positive diagonal,
+    off-diagonal spread
 
 diagonal dominance is the median over rows of |a_ii| / sum_{j != i} |a_ij|
 (clipped to [0, 2]; 1 = weakly dominant); symmetry is 1 when
 ||A - A^T||_F <= 1e-10 ||A||_F, else 0; positive diagonal is 1 when every
-a_ii > 0.
+a_ii > 0; off-diagonal spread is log10 of the median over rows of
+max_j |a_ij| / min_j |a_ij| (j != i, nonzeros; clipped to [0, 6]), which
+separates anisotropic and high-contrast operators from isotropic ones.
 """
 from __future__ import annotations
 
@@ -13,7 +16,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import norm as sparse_norm
 
-FEATURE_NAMES = ("log10_n", "log10_nnz_per_row", "diagonal_dominance", "symmetric", "positive_diagonal")
+FEATURE_NAMES = ("log10_n", "log10_nnz_per_row", "diagonal_dominance", "symmetric", "positive_diagonal",
+                 "off_diagonal_spread")
 
 
 def is_symmetric(csr: sp.csr_array, tol: float = 1e-10) -> bool:
@@ -35,4 +39,17 @@ def matrix_features(csr: sp.csr_array) -> np.ndarray:
         float(np.clip(np.median(ratio), 0.0, 2.0)),
         1.0 if is_symmetric(csr) else 0.0,
         1.0 if np.all(diag > 0) else 0.0,
+        off_diagonal_spread(csr),
     ])
+
+
+def off_diagonal_spread(csr: sp.csr_array) -> float:
+    """log10 of the median row ratio max |a_ij| / min |a_ij| over the nonzero off-diagonal entries."""
+    rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+    keep = (csr.indices != rows) & (csr.data != 0)
+    if not keep.any():
+        return 0.0
+    values, rows = np.abs(csr.data[keep]), rows[keep]
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    ratio = np.maximum.reduceat(values, starts) / np.minimum.reduceat(values, starts)
+    return float(np.clip(np.log10(np.median(ratio)), 0.0, 6.0))

@@ -104,7 +104,7 @@ class SolverTuner:
     what exploring a poor configuration can cost).
     """
 
-    def __init__(self, configurations=DEFAULT_CONFIGURATIONS, *, radius: float = 0.3, exploration: float = 5.0,
+    def __init__(self, configurations=DEFAULT_CONFIGURATIONS, *, radius: float = 0.3, exploration: float = 20.0,
                  failure_penalty: float = 10.0, max_attempts: int = 3, maxiter: int = 2000,
                  seed: int | None = None) -> None:
         self.configurations = tuple(configurations)
