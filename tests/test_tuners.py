@@ -220,3 +220,18 @@ def test_relax_suite_quick_runs_end_to_end(tmp_path):
     assert all(r["vs_instance_optimal"] >= 1.0 - 1e-12 for r in shift_rows if not r["policy"].startswith(("young", "live")))
     for png in ("shift_learning_curves.png", "shift_high_omega_vs_context.png", "heat.png", "stream.png"):
         assert (out / png).stat().st_size > 1000
+
+
+def test_matrix_features_describe_the_matrix():
+    from krylearn.bandits import FEATURE_NAMES, matrix_features
+    from krylearn.bench.problems import anisotropic2d
+
+    named = lambda A: dict(zip(FEATURE_NAMES, matrix_features(A)))  # noqa: E731
+    poisson = named(poisson2d(10))
+    assert poisson["log10_n"] == pytest.approx(2.0) and poisson["log10_nnz_per_row"] == pytest.approx(np.log10(460 / 100))
+    assert poisson["diagonal_dominance"] == 1.0 and poisson["symmetric"] == 1.0 and poisson["positive_diagonal"] == 1.0
+    assert poisson["off_diagonal_spread"] == 0.0
+    assert named(anisotropic2d(10, 1e-2))["off_diagonal_spread"] == pytest.approx(2.0)
+    upwind = named(_convection_diffusion(10, 2.0))
+    assert upwind["symmetric"] == 0.0 and upwind["off_diagonal_spread"] == pytest.approx(np.log10(3.0))
+    assert named(-poisson2d(5))["positive_diagonal"] == 0.0
