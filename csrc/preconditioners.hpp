@@ -76,45 +76,60 @@ private:
 // z = (L L^T)^{-1} r, L lower triangular with its positive diagonal last in
 // every row. With L = C D^{1/2} (C unit lower, c_ij = l_ij / l_jj, D = diag(l_jj^2)),
 // M = C D C^T and z = C^{-T} D^{-1} C^{-1} r, computed as
-//   v_i = r_i / d_i - sum_{j<i} (l_ij l_jj / l_ii^2) v_j     (= D^{-1} C^{-1} r)
-//   z = C^{-T} v                                           (scatter)
-// from two scaled copies of L's off-diagonal values made at setup, so both
-// recurrences are multiply-subtract chains.
+//   v_i = r_i / d_i - sum_{j<i} (l_ij l_jj / l_ii^2) v_j     (= D^{-1} C^{-1} r, rows of L)
+//   z_i = v_i - sum_{j>i} c_ji z_j                          (= C^{-T} v, rows of C^T)
+// Setup stores the scaled values of L's strict lower part and C^T as a CSR
+// upper triangle (a transposed copy), so both passes are gathers whose
+// sequential recurrences are multiply-subtract chains.
 template <class I, class T>
 class CholeskyPreconditioner final : public LinearOperator<T> {
 public:
     // L validated: diagonal last in every row and positive.
     explicit CholeskyPreconditioner(CsrView<I, T> L)
-        : L_(L), forward_(L.nnz()), backward_(L.nnz()), inv_d_(L.n_rows) {
+        : L_(L), forward_(L.nnz()), inv_d_(L.n_rows), upper_indptr_(L.n_rows + 1, I(0)),
+          upper_indices_(L.nnz() - L.n_rows), upper_(L.nnz() - L.n_rows) {
+        const std::size_t n = L.n_rows;
         const I* Lp = L.indptr;
-        for (std::size_t i = 0; i < L.n_rows; ++i) {
-            const double l_ii = double(L.data[Lp[i + 1] - 1]);
+        auto diag = [&](std::size_t i) { return double(L.data[Lp[i + 1] - 1]); };
+        for (std::size_t i = 0; i < n; ++i) {
+            const double l_ii = diag(i);
             inv_d_[i] = T(1.0 / (l_ii * l_ii));
             for (I k = Lp[i]; k < Lp[i + 1] - 1; ++k) {
-                const double l_jj = double(L.data[Lp[L.indices[k] + 1] - 1]);
-                forward_[k] = T(double(L.data[k]) * l_jj / (l_ii * l_ii));
-                backward_[k] = T(double(L.data[k]) / l_jj);
+                forward_[k] = T(double(L.data[k]) * diag(L.indices[k]) / (l_ii * l_ii));
+                ++upper_indptr_[L.indices[k] + 1];
             }
-            forward_[Lp[i + 1] - 1] = backward_[Lp[i + 1] - 1] = T(0);  // diagonal slots, unused
+            forward_[Lp[i + 1] - 1] = T(0);  // diagonal slot, unused
         }
+        for (std::size_t j = 0; j < n; ++j) upper_indptr_[j + 1] += upper_indptr_[j];
+        // Rows of L in increasing i append increasing column indices to C^T's rows.
+        std::vector<I> next(upper_indptr_.begin(), upper_indptr_.end() - 1);
+        for (std::size_t i = 0; i < n; ++i)
+            for (I k = Lp[i]; k < Lp[i + 1] - 1; ++k) {
+                const I j = L.indices[k];
+                upper_indices_[next[j]] = static_cast<I>(i);
+                upper_[next[j]++] = T(double(L.data[k]) / diag(j));
+            }
     }
     bool finite() const {
-        return all_finite(forward_.data(), forward_.size()) && all_finite(backward_.data(), backward_.size()) &&
+        return all_finite(forward_.data(), forward_.size()) && all_finite(upper_.data(), upper_.size()) &&
                all_finite(inv_d_.data(), inv_d_.size());
     }
     std::size_t size() const override { return L_.n_rows; }
     void apply(const T* r, T* z) const override {
         const I* Lp = L_.indptr;
         const T* inv_d = inv_d_.data();
-        auto strict_end = [Lp](std::size_t i) { return Lp[i + 1] - 1; };
-        unit_lower_solve(L_.n_rows, Lp, L_.indices, forward_.data(), strict_end,
+        unit_lower_solve(L_.n_rows, Lp, L_.indices, forward_.data(), [Lp](std::size_t i) { return Lp[i + 1] - 1; },
                          [inv_d](std::size_t i) { return inv_d[i]; }, r, z);
-        unit_lower_transpose_solve(L_.n_rows, Lp, L_.indices, backward_.data(), strict_end, z);
+        const I* Up = upper_indptr_.data();
+        unit_upper_solve(L_.n_rows, Up, upper_indices_.data(), upper_.data(), [Up](std::size_t i) { return Up[i]; },
+                         [](std::size_t) { return T(1); }, z);
     }
 
 private:
     CsrView<I, T> L_;
-    std::vector<T> forward_, backward_, inv_d_;
+    std::vector<T> forward_, inv_d_;
+    std::vector<I> upper_indptr_, upper_indices_;
+    std::vector<T> upper_;
 };
 
 // z = U^{-1} L^{-1} r with L (unit lower) and U stored together as by ilu0.

@@ -6,9 +6,9 @@
 // the position of t_ii in row i (needed unless unit_diagonal). The transposed
 // solves use the scatter (column) form on the rows of T.
 //
-// Unit forms with pre-scaled coefficients (unit_lower_solve, unit_upper_solve,
-// unit_lower_transpose_solve) are the building blocks of the IC, ILU and SSOR
-// preconditioners. None of these kernels allocates.
+// Unit forms with pre-scaled coefficients (unit_lower_solve, unit_upper_solve)
+// are the building blocks of the IC, ILU and SSOR preconditioners. None of
+// these kernels allocates.
 #pragma once
 #include <cstddef>
 
@@ -89,17 +89,6 @@ void unit_upper_solve(std::size_t n, const I* indptr, const I* indices, const T*
         const I first = begin(i);
         for (I k = indptr[i + 1]; k-- > first;) s -= double(coef[k]) * double(z[indices[k]]);
         z[i] = T(s);
-    }
-}
-
-// z = C^{-T} z in place for the unit lower C whose strictly lower row i is
-// [indptr[i], end(i)) with values coef (scatter form, i = n-1..0).
-template <class I, class T, class End>
-void unit_lower_transpose_solve(std::size_t n, const I* indptr, const I* indices, const T* coef, End end, T* z) {
-    for (std::size_t i = n; i-- > 0;) {
-        const T zi = z[i];
-        const I stop = end(i);
-        for (I k = indptr[i]; k < stop; ++k) z[indices[k]] -= coef[k] * zi;
     }
 }
 
