@@ -1,6 +1,12 @@
-"""Solvers: Python drivers of the native Krylov loops and the SOR solver
-(plus DCDM and Krylov recycling, imported from their own modules)."""
+"""Solvers: Python drivers of the native Krylov loops and the SOR solver,
+Krylov recycling (GCRO-DR, recycled CG) with system sorting. DCDM lives in
+``krylearn.solvers.dcdm`` (imported on demand: it needs torch)."""
 from .krylov import StopSolve, bicgstab, cg, gmres, minres, run_bicgstab, run_cg, run_gmres, run_minres
+from .recycling import RecyclingSolver
 from .relaxation import sor
+from .sorting import solve_many, sort_systems
 
-__all__ = ["StopSolve", "bicgstab", "cg", "gmres", "minres", "run_bicgstab", "run_cg", "run_gmres", "run_minres", "sor"]
+__all__ = [
+    "RecyclingSolver", "StopSolve", "bicgstab", "cg", "gmres", "minres", "run_bicgstab", "run_cg", "run_gmres",
+    "run_minres", "solve_many", "sor", "sort_systems",
+]
