@@ -70,8 +70,10 @@ double tolerance(double value, const char* name) {
     return value;
 }
 
+// At most 64 tries: the last shift, 1e-3 * 4^62 ~ 2e34 times diag(A), is far
+// beyond any shift that makes a factorization meaningful.
 std::size_t max_tries_arg(long long value) {
-    if (value < 1) throw py::value_error("max_tries must be >= 1, got " + std::to_string(value));
+    if (value < 1 || value > 64) throw py::value_error("max_tries must be in [1, 64], got " + std::to_string(value));
     return static_cast<std::size_t>(value);
 }
 
@@ -299,7 +301,7 @@ void relax_py(const CsrMatrix& A, py::handle x_obj, py::handle b_obj, const std:
         bool finite;
         {
             py::gil_scoped_release nogil;
-            relax(view, diag_pos.data(), winv.data(), pb, px, method, sweeps, work.data());
+            relax(view, diag_pos.data(), winv.data(), pb, px, method, sweeps, work.data(), InterruptPoll{});
             finite = all_finite(px, n);
         }
         if (!finite) throw py::value_error("relax: the iteration diverged (x became non-finite)");

@@ -72,11 +72,13 @@ void jacobi_sweep(const CsrView<I, T>& A, const T* winv, const T* b, const T* x,
         x_new[i] = T(double(x[i]) + double(winv[i]) * (double(b[i]) - detail::row_dot(A, i, x)));
 }
 
-// `sweeps` sweeps of `method` on x in place; work (length n) is used by Jacobi only.
-template <class I, class T>
+// `sweeps` sweeps of `method` on x in place; work (length n) is used by Jacobi
+// only. poll() runs after every sweep and may throw to abort.
+template <class I, class T, class Poll>
 void relax(const CsrView<I, T>& A, const I* diag_pos, const T* winv, const T* b, T* x, RelaxMethod method,
-           std::size_t sweeps, T* work) {
+           std::size_t sweeps, T* work, Poll&& poll) {
     for (std::size_t s = 0; s < sweeps; ++s) {
+        if (s > 0) poll();
         switch (method) {
             case RelaxMethod::jacobi:
                 jacobi_sweep(A, winv, b, x, work);
@@ -117,7 +119,7 @@ SorResult sor_solve(const CsrView<I, T>& A, const I* diag_pos, const T* winv, co
     const RelaxMethod method = symmetric ? RelaxMethod::ssor : RelaxMethod::sor_forward;
     for (std::size_t it = 1; it <= maxiter; ++it) {
         copy(x, backup, n);
-        relax(A, diag_pos, winv, b, x, method, 1, static_cast<T*>(nullptr));
+        relax(A, diag_pos, winv, b, x, method, 1, static_cast<T*>(nullptr), [] {});
         const double r = csr_residual_nrm2(A, x, b);
         if (!std::isfinite(r)) {
             copy(backup, x, n);

@@ -265,19 +265,24 @@ def test_sor_solve_reports_divergence_with_finite_x():
     assert info == -1 and np.all(np.isfinite(x)) and np.isfinite(residual)
 
 
-def test_sor_solve_can_be_interrupted():
+@pytest.mark.parametrize("call", ["sor_solve", "relax"])
+def test_long_loops_can_be_interrupted(call):
     """A signal handler's exception (as Ctrl-C's KeyboardInterrupt) ends a long solve."""
     import signal
 
     def handler(signum, frame):
         raise RuntimeError("interrupted by the test")
 
-    A = poisson2d(40)
+    M = kmat(poisson2d(40))
+    b, x = np.ones(1600), np.zeros(1600)
     previous = signal.signal(signal.SIGALRM, handler)
     try:
         signal.setitimer(signal.ITIMER_REAL, 0.2)
         with pytest.raises(RuntimeError, match="interrupted by the test"):
-            K.sor_solve(kmat(A), np.ones(1600), np.zeros(1600), 1.0, False, 0.0, 0.0, 10**9)
+            if call == "sor_solve":
+                K.sor_solve(M, b, x, 1.0, False, 0.0, 0.0, 10**9)
+            else:
+                K.relax(M, x, b, "ssor", omega=1.0, sweeps=10**9)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
@@ -627,8 +632,11 @@ def test_scalar_arguments_are_validated():
         K.sor_solve(M, b, x, 1.0, False, 1e-8, np.inf, 10)
     with pytest.raises(ValueError, match="maxiter"):
         K.sor_solve(M, b, x, 1.0, False, 1e-8, 0.0, -1)
-    with pytest.raises(ValueError, match="max_tries"):
-        K.ic0(M, max_tries=0)
+    for tries in (0, 65):
+        with pytest.raises(ValueError, match="max_tries"):
+            K.ic0(M, max_tries=tries)
+        with pytest.raises(ValueError, match="max_tries"):
+            K.ilu0(M, max_tries=tries)
     with pytest.raises(ValueError, match="alpha"):
         K.axpy(np.nan, b, x)
     with pytest.raises(ValueError, match="alpha"):
