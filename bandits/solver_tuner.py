@@ -146,7 +146,9 @@ class SolverTuner:
         system = linear_system(A, b)
         if system.csr is None:
             raise TypeError("SolverTuner needs the entries of A (a sparse or dense matrix)")
-        features = matrix_features(system.csr) if context is None else np.asarray(context, dtype=np.float64)
+        features = matrix_features(system.csr) if context is None else np.asarray(context, dtype=np.float64).ravel()
+        if features.shape != (len(FEATURE_NAMES),) or not np.all(np.isfinite(features)):
+            raise ValueError(f"SolverTuner's context is the feature vector {FEATURE_NAMES}; got {context!r}")
         mask = self.available(bool(features[FEATURE_NAMES.index("symmetric")]), method, M)
         results: dict[int, Any] = {}
 
@@ -203,7 +205,7 @@ class SolverTuner:
     def state_dict(self) -> dict[str, Any]:
         return {"kind": "SolverTuner",
                 "configurations": [[c.method, c.preconditioner, c.omega] for c in self.configurations],
-                "failure_penalty": self.failure_penalty, "max_attempts": self.max_attempts,
+                "failure_penalty": self.failure_penalty, "max_attempts": self.max_attempts, "maxiter": self.maxiter,
                 "learner": self.learner.state_dict(), "history": list(self.history)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -214,6 +216,11 @@ class SolverTuner:
             configs = tuple(Configuration(m, p, None if o is None else float(o)) for m, p, o in state["configurations"])
             if configs != self.configurations:
                 raise ValueError("the saved configurations differ from this tuner's")
-            self.learner.load_state_dict(state["learner"])
-            self.failure_penalty, self.max_attempts = float(state["failure_penalty"]), int(state["max_attempts"])
-            self.history = [dict(h) for h in state["history"]]
+            failure_penalty, max_attempts = float(state["failure_penalty"]), int(state["max_attempts"])
+            maxiter = int(state["maxiter"])
+            if not (math.isfinite(failure_penalty) and failure_penalty >= 0 and max_attempts >= 1 and maxiter >= 1):
+                raise ValueError("invalid failure_penalty, max_attempts or maxiter")
+            history = [dict(h) for h in state["history"]]
+            self.learner.load_state_dict(state["learner"])  # validates everything before changing anything
+            self.failure_penalty, self.max_attempts, self.maxiter = failure_penalty, max_attempts, maxiter
+            self.history = history

@@ -171,6 +171,8 @@ def test_solver_tuner_bad_input_and_state(tmp_path, rng):
     A, b = _convection_diffusion(8, 1.0), rng.standard_normal(64)
     with pytest.raises(ValueError, match="no configuration"):
         tuner.solve(A, b, method="cg")
+    with pytest.raises(ValueError, match="feature vector"):
+        tuner.solve(A, b, context=0.5)
     tuner.solve(A, b)
     save_state(tuner, tmp_path / "s.json")
     restored = load_state(SolverTuner(seed=1), tmp_path / "s.json")
