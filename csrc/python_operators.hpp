@@ -97,7 +97,7 @@ public:
             throw py::value_error(role_ + " must return a 1-D array of length " + std::to_string(n_) + ", got shape " +
                                   shape_str(arr));
         auto typed = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(arr);
-        if (!typed) throw py::error_already_set();
+        if (!typed) throw py::type_error(role_ + " returned an array that cannot be converted to " + dtype_name<T>());
         const T* w = typed.data();
         if (!all_finite(w, n_)) throw py::value_error(role_ + " returned NaN or Inf");
         if (n_) std::memcpy(y, w, n_ * sizeof(T));

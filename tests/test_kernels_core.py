@@ -757,3 +757,43 @@ def test_factorizations_and_preconditioners_on_real_matrices(shared_matrices):
             y = spla.spsolve_triangular(sp.csr_array(Lm), r, lower=True, unit_diagonal=True)
             np.testing.assert_allclose(z, spla.spsolve_triangular(sp.csr_array(Um), y, lower=False), rtol=1e-6,
                                        atol=1e-9 * np.abs(z).max(), err_msg=name)
+
+
+# --------------------------------------------------------------------------- Python operator adapters
+
+
+def test_callable_operator_results_are_checked():
+    """python_operators.hpp: what a matrix-free A or M returns is validated (seen through K.cg)."""
+    A = poisson2d(4)
+    M = kmat(A)
+    b = np.ones(16)
+
+    def solve(op, precond=None):
+        x = np.zeros(16)
+        K.cg(op, b, x, precond, 1e-10, 0.0, 100, None)
+        return x
+
+    exact = solve(M)
+    np.testing.assert_allclose(solve(lambda v: A @ v), exact, rtol=1e-10)
+    np.testing.assert_allclose(solve(lambda v: list(A @ v)), exact, rtol=1e-10)  # array-like results convert
+    np.testing.assert_allclose(solve(M, lambda r: r.astype(np.float32)), exact, rtol=1e-6)  # any real dtype converts
+    for bad, error, match in [
+        (lambda v: (A @ v)[:-1], ValueError, "length 16"),
+        (lambda v: np.outer(v, v), ValueError, "1-D"),
+        (lambda v: (A @ v).astype(np.complex128), TypeError, "complex"),
+        (lambda v: None, TypeError, "NumPy array"),
+        (lambda v: np.array(["a"] * 16), TypeError, "real numeric"),
+        (lambda v: np.full(16, np.inf), ValueError, "NaN or Inf"),
+    ]:
+        with pytest.raises(error, match=match):
+            solve(bad)
+        with pytest.raises(error, match=match):
+            solve(M, bad)
+    with pytest.raises(TypeError, match="callable"):
+        solve(M, "jacobi")
+    with pytest.raises(TypeError, match="float64"):
+        solve(M, K.jacobi_preconditioner(kmat(A, np.int32, np.float32)))
+    with pytest.raises(ValueError, match="size"):
+        solve(M, K.jacobi_preconditioner(kmat(poisson2d(3))))
+    with pytest.raises(ValueError, match="shape"):
+        solve(M, kmat(poisson2d(3)))  # a CsrMatrix used as the operator M
