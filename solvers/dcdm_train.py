@@ -198,10 +198,15 @@ def main(argv: list[str] | None = None) -> int:
     train_seconds = time.perf_counter() - train_started
 
     model.eval()
+    save_model(model, output, {"name": output.stem, "grid": args.grid, "dim": args.dim, "steps": steps_done,
+                               "seed": args.seed, "loss": args.loss,
+                               "final_validation": {k: v for k, v in history[-1].items() if k.startswith("validation")}})
     check = obstacle_poisson.scene("sphere-plume", (args.grid,) * args.dim)  # an obstacle shape never trained on
     net = NetworkPreconditioner(model, check.mask, device=device).setup(check.A)
-    iterations = {mode: flexible_cg(check.A, check.b, net, rtol=1e-6, maxiter=2000, jacobi_step=hybrid).iterations
-                  for mode, hybrid in (("dcdm", False), ("dcdm+jacobi", True))}
+    iterations = {}
+    for mode, hybrid in (("dcdm", False), ("dcdm+jacobi", True)):
+        result = flexible_cg(check.A, check.b, net, rtol=1e-6, maxiter=500, jacobi_step=hybrid)
+        iterations[mode] = result.iterations if result.converged else f"not converged in {result.iterations}"
     record = {
         "name": output.stem,
         "command": "krylearn train dcdm " + " ".join(sys.argv[1:] if argv is None else argv),
@@ -211,13 +216,10 @@ def main(argv: list[str] | None = None) -> int:
         "steps": steps_done,
         "seconds": {"data": data_seconds, "training": train_seconds, "total": time.perf_counter() - started},
         "history": history,
-        "heldout_check": {"scene": "sphere-plume", "grid": args.grid, "rtol": 1e-6,
+        "heldout_check": {"scene": "sphere-plume", "grid": args.grid, "rtol": 1e-6, "maxiter": 500,
                           "iterations": iterations},
         "machine": {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads()},
     }
-    save_model(model, output, {"name": output.stem, "grid": args.grid, "dim": args.dim, "steps": steps_done,
-                               "seed": args.seed, "loss": args.loss,
-                               "final_validation": {k: v for k, v in history[-1].items() if k.startswith("validation")}})
     output.with_suffix(".json").write_text(json.dumps(record, indent=2))
     key = f"validation_{args.loss}"
     print(f"wrote {output} and {output.with_suffix('.json')}: {steps_done} steps in {train_seconds:.0f} s, "
