@@ -6,7 +6,6 @@
 // before any memory is touched, and the GIL is released around every loop.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
-#include <pybind11/stl.h>
 
 #include <chrono>
 #include <cmath>
