@@ -9,6 +9,7 @@ indices when they fit, float32/float64 finite values) and vectors become fresh
 from __future__ import annotations
 
 import numbers
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -49,17 +50,25 @@ def check_square(shape, what: str = "A") -> int:
     return int(shape[0])
 
 
-def as_csr(A, dtype=None) -> sp.csr_array:
-    """Canonical CSR copy of a square sparse or dense matrix.
+def as_csr(A, dtype=None, copy: bool = True) -> sp.csr_array:
+    """Canonical CSR of a square sparse or dense matrix.
 
     Sorted column indices, duplicates summed, contiguous arrays, int32 indices
     when nnz and n fit (else int64), values float32 (if ``A`` is float32 and no
     ``dtype`` is given) or float64, all finite. The input is never modified.
+    With ``copy=False`` an input that already is canonical (CSR whose dtypes
+    and SciPy's canonical-format flag say so) is returned without copying its
+    arrays (a ``csr_array`` is returned itself): for callers that read A only
+    during a call, not for state that outlives it.
     """
     if isinstance(A, LinearOperator):
         raise TypeError("a LinearOperator has no entries; this operation needs an explicit matrix")
     if sp.issparse(A):
         _reject_complex(A.dtype, "A")
+        if not copy and A.format == "csr":
+            shared = _canonical_view(A, dtype)
+            if shared is not None:
+                return shared
         csr = sp.csr_array(A, copy=True)
     else:
         arr = np.asarray(A)
@@ -70,15 +79,11 @@ def as_csr(A, dtype=None) -> sp.csr_array:
             raise ValueError(f"A must be 2-D, got shape {arr.shape}")
         csr = sp.csr_array(arr)
     check_square(csr.shape)
-    target = np.dtype(dtype) if dtype is not None else float_dtype(csr.dtype)
-    if target not in (np.float32, np.float64):
-        raise TypeError(f"dtype must be float32 or float64, got {target}")
+    target = _target_dtype(csr.dtype, dtype)
     csr.sum_duplicates()  # also sorts indices
-    n, nnz = csr.shape[0], csr.nnz
-    index_dtype = np.int32 if max(n, nnz) <= _INT32_MAX else np.int64
+    index_dtype = _index_dtype(*csr.shape, csr.nnz)
     data = np.ascontiguousarray(csr.data, dtype=target)
-    if not np.all(np.isfinite(data)):
-        raise ValueError("A contains NaN or Inf entries")
+    _check_finite(data)
     out = sp.csr_array(
         (data, np.ascontiguousarray(csr.indices, dtype=index_dtype), np.ascontiguousarray(csr.indptr, dtype=index_dtype)),
         shape=csr.shape,
@@ -87,10 +92,78 @@ def as_csr(A, dtype=None) -> sp.csr_array:
     return out
 
 
+def _target_dtype(input_dtype, dtype) -> np.dtype:
+    target = np.dtype(dtype) if dtype is not None else float_dtype(input_dtype)
+    if target not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {target}")
+    return target
+
+
+def _index_dtype(n_rows: int, n_cols: int, nnz: int):
+    return np.int32 if max(n_rows, n_cols, nnz) <= _INT32_MAX else np.int64
+
+
+def _check_finite(data: np.ndarray) -> None:
+    if not np.isfinite(data).all():
+        raise ValueError("A contains NaN or Inf entries")
+
+
+def _canonical_view(A, dtype) -> sp.csr_array | None:
+    """``A`` itself (for a csr_matrix: a csr_array sharing its arrays) if it is canonical, else None."""
+    check_square(A.shape)
+    target = _target_dtype(A.dtype, dtype)
+    index_dtype = _index_dtype(*A.shape, A.nnz)
+    arrays = (A.data, A.indices, A.indptr)
+    if (A.data.dtype != target or A.indices.dtype != index_dtype or A.indptr.dtype != index_dtype
+            or not all(a.ndim == 1 and a.flags.c_contiguous for a in arrays)
+            or len(A.indptr) != A.shape[0] + 1 or len(A.indices) != len(A.data)
+            or not A.has_canonical_format):  # SciPy's cached flag, else one O(nnz) sortedness check
+        return None
+    _check_finite(A.data)
+    if isinstance(A, sp.csr_array):
+        return A
+    view = sp.csr_array((A.data, A.indices, A.indptr), shape=A.shape, copy=False)
+    view.has_canonical_format = True
+    return view
+
+
+class MatrixProperties:
+    """Symmetry and diagonal of a canonical CSR A, each computed once, on first use."""
+
+    def __init__(self, csr: sp.csr_array) -> None:
+        self._csr = csr
+
+    @cached_property
+    def symmetric(self) -> bool:
+        return is_symmetric(self._csr)
+
+    @cached_property
+    def diagonal(self) -> np.ndarray:
+        return self._csr.diagonal()
+
+    @property
+    def positive_diagonal(self) -> bool:
+        return bool(np.all(self.diagonal > 0))
+
+    @property
+    def zero_free_diagonal(self) -> bool:
+        return bool(np.all(self.diagonal != 0))
+
+
 def is_symmetric(csr: sp.csr_array, rtol: float = 1e-12) -> bool:
-    """max |A - A^T| <= rtol max |A| (for a canonical CSR)."""
-    scale = float(np.abs(csr.data).max(initial=0.0))
-    asym = abs(csr - csr.T)
+    """max |A - A^T| <= rtol max |A| (for a canonical CSR).
+
+    A structurally symmetric pattern (the common case) is decided by comparing
+    the values with the transpose's entry by entry; otherwise A - A^T is formed
+    (explicit zeros and entries below the tolerance may still make A symmetric).
+    """
+    if csr.nnz == 0:
+        return True
+    transpose = csr.T.tocsr()  # canonical: the CSC -> CSR conversion sorts column indices
+    scale = float(np.abs(csr.data).max())
+    if np.array_equal(transpose.indptr, csr.indptr) and np.array_equal(transpose.indices, csr.indices):
+        return float(np.abs(csr.data - transpose.data).max()) <= rtol * scale
+    asym = abs(csr - transpose)
     return asym.nnz == 0 or float(asym.max()) <= rtol * scale
 
 

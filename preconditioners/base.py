@@ -20,6 +20,9 @@ class Preconditioner:
     """Base class: subclasses implement ``_build(csr)`` (and ``_apply`` when not native)."""
 
     name = "preconditioner"
+    # False when the built state does not reference A's arrays (e.g. a factor in arrays of
+    # its own): setup then reads a canonical input in place instead of copying it.
+    keeps_matrix = True
 
     def __init__(self) -> None:
         self.native = None
@@ -28,7 +31,7 @@ class Preconditioner:
 
     def setup(self, A, dtype=None) -> Preconditioner:
         """Build M for the square matrix ``A`` (any sparse/dense input); returns self."""
-        csr = as_csr(A, dtype=dtype)
+        csr = as_csr(A, dtype=dtype, copy=self.keeps_matrix)
         self.shape, self.dtype = csr.shape, csr.data.dtype
         self._build(csr)
         return self

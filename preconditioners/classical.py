@@ -15,6 +15,7 @@ class Jacobi(Preconditioner):
     """M^{-1} = omega D^{-1} with D = diag(A); needs a nonzero diagonal."""
 
     name = "jacobi"
+    keeps_matrix = False
 
     def __init__(self, omega: float = 1.0) -> None:
         super().__init__()
@@ -23,8 +24,7 @@ class Jacobi(Preconditioner):
     def _build(self, csr: sp.csr_array) -> None:
         from krylearn import _kernels
 
-        self._A = as_kernel_matrix(csr)
-        self.native = _kernels.jacobi_preconditioner(self._A, self.omega)
+        self.native = _kernels.jacobi_preconditioner(as_kernel_matrix(csr), self.omega)  # keeps omega D^{-1} only
 
 
 class SSOR(Preconditioner):
@@ -53,6 +53,7 @@ class IC0(Preconditioner):
     """
 
     name = "ic0"
+    keeps_matrix = False
 
     def __init__(self, max_tries: int = 12) -> None:
         super().__init__()
@@ -71,6 +72,7 @@ class ILU0(Preconditioner):
     """Zero-fill incomplete LU on A's pattern; same pivot-shift strategy as :class:`IC0`."""
 
     name = "ilu0"
+    keeps_matrix = False
 
     def __init__(self, max_tries: int = 12) -> None:
         super().__init__()
@@ -90,6 +92,7 @@ class CholeskyFactor(Preconditioner):
     (what a learned incomplete-Cholesky model predicts)."""
 
     name = "cholesky-factor"
+    keeps_matrix = False
 
     def __init__(self, L) -> None:
         super().__init__()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -35,8 +35,8 @@ from krylearn._validation import (
     check_square,
     check_tolerances,
     check_vector,
+    MatrixProperties,
     float_dtype,
-    is_symmetric,
 )
 from krylearn.preconditioners.base import Preconditioner, make_preconditioner
 from krylearn.result import SolveResult
@@ -59,23 +59,41 @@ TRUE_RESIDUAL_SLACK = 10.0
 
 @dataclass
 class LinearSystem:
-    """A validated system ready for the native loops."""
+    """A validated system ready for the native loops.
+
+    ``properties`` (symmetry, diagonal) of an explicit A are computed on first
+    use and shared by ``dataclasses.replace`` copies, so a chain of attempts
+    on one matrix pays for them once.
+    """
 
     n: int
     dtype: np.dtype
     b: np.ndarray
     operator: Any  # _kernels.CsrMatrix or callable x -> A x
     csr: sp.csr_array | None  # None for a LinearOperator A
+    properties: MatrixProperties | None = field(default=None, repr=False)  # None for a LinearOperator A
+
+    def __post_init__(self) -> None:
+        if self.properties is None and self.csr is not None:
+            self.properties = MatrixProperties(self.csr)
 
     def matvec(self, x: np.ndarray) -> np.ndarray:
         return self.csr @ x if self.csr is not None else self.operator(x)
 
+    def residual(self, x: np.ndarray) -> np.ndarray:
+        """b - A x in float64 (the native SpMV for a float64 explicit A: deterministic, thread-consistent)."""
+        if self.dtype == np.float64 and isinstance(self.operator, _kernels.CsrMatrix):
+            r = self.b.copy()
+            _kernels.spmv(self.operator, np.ascontiguousarray(x, dtype=np.float64), r, -1.0, 1.0)
+            return r
+        return self.b.astype(np.float64) - np.asarray(self.matvec(x), dtype=np.float64)
+
     def residual_norm(self, x: np.ndarray, shift: float = 0.0) -> float:
         """True residual ||b - (A - shift I) x|| in float64."""
-        r = self.b.astype(np.float64) - np.asarray(self.matvec(x), dtype=np.float64)
+        r = self.residual(x)
         if shift:
             r += shift * x
-        return float(np.linalg.norm(r))
+        return _kernels.nrm2(r)
 
 
 def _input_dtype(A):
@@ -101,7 +119,7 @@ def linear_system(A, b) -> LinearSystem:
         return LinearSystem(n, dtype, check_vector(b_arr, n, "b", dtype), _callable_operator(A, n, dtype), None)
     b_arr = b if sp.issparse(b) else np.asarray(b)
     dtype = float_dtype(_input_dtype(A), b_arr.dtype)
-    csr = as_csr(A, dtype=dtype)
+    csr = as_csr(A, dtype=dtype, copy=False)  # the system lives for one call: share a canonical input's arrays
     n = csr.shape[0]
     return LinearSystem(n, dtype, check_vector(b_arr, n, "b", dtype), as_kernel_matrix(csr), csr)
 
@@ -128,7 +146,7 @@ def _run(method: str, loop, A, b, x0, M, rtol, atol, maxiter, default_maxiter, s
     system = A if isinstance(A, LinearSystem) else linear_system(A, b)  # wrappers validate once
     maxiter = check_maxiter(maxiter, default_maxiter(system.n))
     x = initial_guess(system, x0)
-    bnorm = float(np.linalg.norm(system.b))
+    bnorm = _kernels.nrm2(system.b)
     pc = _preconditioner_for(system, M)
     pc_name = pc.name if pc is not None else "none"
     setup_seconds = time.perf_counter() - start
@@ -168,7 +186,7 @@ def run_cg(A, b, x0=None, *, rtol=1e-5, atol=0.0, maxiter=None, M=None, callback
     -2: r^T M^{-1} r <= 0 (M not SPD), -3: other breakdown. maxiter default 10 n."""
 
     def loop(system, x, m, rtol, atol, maxiter):
-        if system.csr is not None and not is_symmetric(system.csr):
+        if system.csr is not None and not system.properties.symmetric:
             return 0, -1, [system.residual_norm(x)]  # CG's theory needs A = A^T; do not iterate
         return _kernels.cg(system.operator, system.b, x, m, rtol, atol, maxiter, callback)
 
