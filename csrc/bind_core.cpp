@@ -106,48 +106,26 @@ RelaxMethod relax_method(const std::string& name) {
     throw py::value_error("method must be 'jacobi', 'sor_forward', 'sor_backward' or 'ssor', got '" + name + "'");
 }
 
+// The cached diagonal of a square matrix; ValueError naming the first row
+// without a diagonal entry or, when `invertible`, with a zero (or, in T,
+// non-invertible) one.
 template <class I, class T>
-std::vector<I> diagonal_positions_checked(const CsrView<I, T>& A, const char* what) {
-    std::vector<I> pos(A.n_rows);
-    std::size_t bad;
-    {
-        py::gil_scoped_release nogil;
-        bad = diagonal_positions(A, pos.data());
-    }
-    if (bad < A.n_rows)
-        throw py::value_error(std::string(what) + ": row " + std::to_string(bad) + " has no diagonal entry");
-    return pos;
-}
-
-// winv_i = omega / a_ii for a square matrix; ValueError naming the bad row.
-template <class I, class T>
-std::vector<T> scaled_inverse_diagonal_checked(const CsrView<I, T>& A, const std::vector<I>& diag_pos, double omega,
-                                               const char* what) {
-    std::vector<T> winv(A.n_rows);
-    std::size_t bad;
-    {
-        py::gil_scoped_release nogil;
-        bad = scaled_inverse_diagonal(A, diag_pos.data(), omega, winv.data());
-    }
-    if (bad < A.n_rows)
-        throw py::value_error(std::string(what) + ": the diagonal entry of row " + std::to_string(bad) +
+const DiagonalInfo<I, T>& checked_diagonal(const CsrMatrix& A, const char* what, bool invertible) {
+    const DiagonalInfo<I, T>& d = A.cached_diagonal<I, T>();
+    if (d.first_missing < A.n_rows())
+        throw py::value_error(std::string(what) + ": row " + std::to_string(d.first_missing) + " has no diagonal entry");
+    if (invertible && d.first_singular < A.n_rows())
+        throw py::value_error(std::string(what) + ": the diagonal entry of row " + std::to_string(d.first_singular) +
                               " is zero or too small to invert");
-    return winv;
+    return d;
 }
 
-template <class I, class T>
-std::vector<T> inverse_pivots_checked(const CsrView<I, T>& A, const std::vector<I>& diag_pos, bool require_positive,
-                                      const char* what) {
-    std::vector<T> inv(A.n_rows);
-    std::size_t bad;
-    {
-        py::gil_scoped_release nogil;
-        bad = inverse_pivots(A, diag_pos.data(), require_positive, inv.data());
-    }
-    if (bad < A.n_rows)
-        throw py::value_error(std::string(what) + ": the diagonal entry of row " + std::to_string(bad) + " is " +
-                              (require_positive ? "not positive" : "zero") + " or too small to invert");
-    return inv;
+// winv_i = omega / a_ii as T.
+template <class T>
+std::vector<T> scaled_inverse(const std::vector<T>& inverse, double omega) {
+    std::vector<T> winv(inverse.size());
+    for (std::size_t i = 0; i < inverse.size(); ++i) winv[i] = T(omega * double(inverse[i]));
+    return winv;
 }
 
 // obj as a CsrMatrix (TypeError otherwise).
@@ -294,13 +272,12 @@ void relax_py(const CsrMatrix& A, py::handle x_obj, py::handle b_obj, const std:
         require_no_overlap(x, "x", b, "b");
         require_finite(px, n, "x");
         require_finite(pb, n, "b");
-        const std::vector<I> diag_pos = diagonal_positions_checked(view, "relax");
-        const std::vector<T> winv = scaled_inverse_diagonal_checked(view, diag_pos, omega, "relax");
+        const DiagonalInfo<I, T>& d = checked_diagonal<I, T>(A, "relax", true);
         std::vector<T> work(method == RelaxMethod::jacobi ? n : 0);
         bool finite;
         {
             py::gil_scoped_release nogil;
-            relax(view, diag_pos.data(), winv.data(), pb, px, method, sweeps, work.data(), InterruptPoll{});
+            relax(view, d.position.data(), d.inverse.data(), omega, pb, px, method, sweeps, work.data(), InterruptPoll{});
             finite = all_finite(px, n);
         }
         if (!finite) throw py::value_error("relax: the iteration diverged (x became non-finite)");
@@ -324,14 +301,13 @@ py::tuple sor_solve_py(const CsrMatrix& A, py::handle b_obj, py::handle x_obj, d
         require_no_overlap(x, "x", b, "b");
         require_finite(pb, n, "b");
         require_finite(px, n, "x");
-        const std::vector<I> diag_pos = diagonal_positions_checked(view, "sor_solve");
-        const std::vector<T> winv = scaled_inverse_diagonal_checked(view, diag_pos, omega, "sor_solve");
+        const DiagonalInfo<I, T>& d = checked_diagonal<I, T>(A, "sor_solve", true);
         std::vector<T> backup(n);
         SorResult result;
         {
             py::gil_scoped_release nogil;
-            result = sor_solve(view, diag_pos.data(), winv.data(), pb, px, symmetric, rtol, atol, maxiter, backup.data(),
-                               InterruptPoll{});
+            result = sor_solve(view, d.position.data(), d.inverse.data(), omega, pb, px, symmetric, rtol, atol, maxiter,
+                               backup.data(), InterruptPoll{});
         }
         return py::make_tuple(result.iterations, result.residual_norm, result.info);
     });
@@ -391,7 +367,7 @@ py::tuple ilu0_py(const CsrMatrix& A, long long max_tries_value) {
         using I = typename decltype(view)::index_type;
         using T = typename decltype(view)::value_type;
         const std::size_t n = view.n_rows, nnz = view.nnz();
-        const std::vector<I> diag_pos = diagonal_positions_checked(view, "ilu0");
+        const I* diag_pos = checked_diagonal<I, T>(A, "ilu0", false).position.data();
         py::array_t<I> LUp(static_cast<py::ssize_t>(n + 1));
         py::array_t<I> LUi(static_cast<py::ssize_t>(nnz));
         py::array_t<T> LUx(static_cast<py::ssize_t>(nnz));
@@ -406,7 +382,7 @@ py::tuple ilu0_py(const CsrMatrix& A, long long max_tries_value) {
             copy(view.indptr, lup, n + 1);
             copy(view.indices, lui, nnz);
             shift = factorize_with_shift(max_tries, [&](double s) {
-                failed_row = ilu0_numeric(view, diag_pos.data(), lux, s, marker.data());
+                failed_row = ilu0_numeric(view, diag_pos, lux, s, marker.data());
                 return failed_row == n;
             });
         }
@@ -426,15 +402,11 @@ void trsv_py(const CsrMatrix& A, py::handle b_obj, py::handle x_obj, bool lower,
         T* px = vector_data<T>(x, n, "x", true);
         require_no_overlap(b, "b", x, "x", true);
         require_finite(pb, n, "b");
-        std::vector<I> diag_pos;
-        if (!unit_diagonal) {
-            diag_pos = diagonal_positions_checked(view, "trsv");
-            inverse_pivots_checked(view, diag_pos, false, "trsv");
-        }
+        const I* diag_pos = unit_diagonal ? nullptr : checked_diagonal<I, T>(A, "trsv", true).position.data();
         bool finite;
         {
             py::gil_scoped_release nogil;
-            trsv(view, unit_diagonal ? nullptr : diag_pos.data(), pb, px, lower, transpose, unit_diagonal);
+            trsv(view, diag_pos, pb, px, lower, transpose, unit_diagonal);
             finite = all_finite(px, n);
         }
         if (!finite) throw py::value_error("trsv: the solution overflowed (the triangle is numerically singular)");
@@ -484,10 +456,10 @@ py::object jacobi_preconditioner_py(py::object A_obj, double omega) {
     if (!(omega > 0.0) || !std::isfinite(omega))
         throw py::value_error("omega must be finite and > 0, got " + std::to_string(omega));
     return A.visit([&](auto view) {
+        using I = typename decltype(view)::index_type;
         using T = typename decltype(view)::value_type;
-        const auto diag_pos = diagonal_positions_checked(view, "jacobi_preconditioner");
-        auto op = build_preconditioner<JacobiPreconditioner<T>>(
-            "jacobi_preconditioner", scaled_inverse_diagonal_checked(view, diag_pos, omega, "jacobi_preconditioner"));
+        const DiagonalInfo<I, T>& d = checked_diagonal<I, T>(A, "jacobi_preconditioner", true);
+        auto op = build_preconditioner<JacobiPreconditioner<T>>("jacobi_preconditioner", scaled_inverse(d.inverse, omega));
         return make_preconditioner<T>("jacobi", op, py::none());
     });
 }
@@ -499,9 +471,9 @@ py::object ssor_preconditioner_py(py::object A_obj, double omega) {
     return A.visit([&](auto view) {
         using I = typename decltype(view)::index_type;
         using T = typename decltype(view)::value_type;
-        auto diag_pos = diagonal_positions_checked(view, "ssor_preconditioner");
-        const auto winv = scaled_inverse_diagonal_checked(view, diag_pos, omega, "ssor_preconditioner");
-        auto op = build_preconditioner<SsorPreconditioner<I, T>>("ssor_preconditioner", view, std::move(diag_pos), winv, omega);
+        const DiagonalInfo<I, T>& d = checked_diagonal<I, T>(A, "ssor_preconditioner", true);
+        auto op = build_preconditioner<SsorPreconditioner<I, T>>("ssor_preconditioner", view, d.position,
+                                                                 scaled_inverse(d.inverse, omega), omega);
         return make_preconditioner<T>("ssor", op, A_obj);
     });
 }
@@ -518,9 +490,10 @@ py::object ic_preconditioner_py(py::object L_obj) {
                 throw py::value_error("ic_preconditioner: L must be lower triangular with the diagonal stored last in "
                                       "every row; row " + std::to_string(i) + " is not");
         }
-        std::vector<I> diag_pos(view.n_rows);
-        for (std::size_t i = 0; i < view.n_rows; ++i) diag_pos[i] = view.indptr[i + 1] - 1;
-        inverse_pivots_checked(view, diag_pos, true, "ic_preconditioner");
+        for (std::size_t i = 0; i < view.n_rows; ++i)
+            if (!(view.data[view.indptr[i + 1] - 1] > T(0)))
+                throw py::value_error("ic_preconditioner: the diagonal entry of row " + std::to_string(i) +
+                                      " is not positive");
         auto op = build_preconditioner<CholeskyPreconditioner<I, T>>("ic_preconditioner", view);
         return make_preconditioner<T>("ic", op, L_obj);
     });
@@ -532,9 +505,8 @@ py::object ilu_preconditioner_py(py::object LU_obj) {
     return LU.visit([&](auto view) {
         using I = typename decltype(view)::index_type;
         using T = typename decltype(view)::value_type;
-        auto diag_pos = diagonal_positions_checked(view, "ilu_preconditioner");
-        auto inv = inverse_pivots_checked(view, diag_pos, false, "ilu_preconditioner");
-        auto op = build_preconditioner<LuPreconditioner<I, T>>("ilu_preconditioner", view, std::move(diag_pos), std::move(inv));
+        const DiagonalInfo<I, T>& d = checked_diagonal<I, T>(LU, "ilu_preconditioner", true);
+        auto op = build_preconditioner<LuPreconditioner<I, T>>("ilu_preconditioner", view, d.position, d.inverse);
         return make_preconditioner<T>("ilu", op, LU_obj);
     });
 }

@@ -5,13 +5,15 @@
 //
 // Validation happens once, in from_arrays (see the architecture contract);
 // kernels then trust the structure. The arrays must not be modified in place
-// afterwards (like scipy.sparse, the matrix does not own private copies).
+// afterwards (like scipy.sparse, the matrix does not own private copies); the
+// diagonal (positions and inverses) is computed once and cached.
 #pragma once
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -154,6 +156,22 @@ public:
                                  krylearn::dtype_name<T>());
     }
 
+    // DiagonalInfo of this (square) matrix, computed on first use and cached:
+    // the arrays are immutable by contract. Call with the GIL held.
+    template <class I, class T>
+    const DiagonalInfo<I, T>& cached_diagonal() const {
+        if (!diagonal_cache_) {
+            const CsrView<I, T> A = view<I, T>();
+            std::shared_ptr<const DiagonalInfo<I, T>> info;
+            {
+                py::gil_scoped_release nogil;
+                info = std::make_shared<const DiagonalInfo<I, T>>(diagonal_info(A));
+            }
+            diagonal_cache_ = info;
+        }
+        return *static_cast<const DiagonalInfo<I, T>*>(diagonal_cache_.get());
+    }
+
     void require_square(const char* name) const {
         if (!square())
             throw py::value_error(std::string(name) + " must be square, got shape (" + std::to_string(n_rows_) + ", " +
@@ -180,6 +198,7 @@ private:
     py::array indptr_, indices_, data_;
     std::size_t n_rows_, n_cols_, nnz_;
     bool index64_, value64_;
+    mutable std::shared_ptr<const void> diagonal_cache_;  // DiagonalInfo<I, T> of the stored types
 };
 
 }  // namespace krylearn

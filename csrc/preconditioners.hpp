@@ -24,7 +24,7 @@ namespace py = pybind11;
 template <class T>
 class JacobiPreconditioner final : public LinearOperator<T> {
 public:
-    // winv_i = omega / a_ii (scaled_inverse_diagonal in relaxation.hpp).
+    // winv_i = omega / a_ii.
     explicit JacobiPreconditioner(std::vector<T> winv) : winv_(std::move(winv)) {}
     bool finite() const { return all_finite(winv_.data(), winv_.size()); }
     std::size_t size() const override { return winv_.size(); }
@@ -48,7 +48,7 @@ private:
 template <class I, class T>
 class SsorPreconditioner final : public LinearOperator<T> {
 public:
-    // diag_pos from diagonal_positions(A), winv from scaled_inverse_diagonal(A, diag_pos, omega).
+    // diag_pos: positions of a_ii (DiagonalInfo); winv_i = omega / a_ii.
     SsorPreconditioner(CsrView<I, T> A, std::vector<I> diag_pos, const std::vector<T>& winv, double omega)
         : A_(A), diag_pos_(std::move(diag_pos)), coef_(A.nnz()), rhs_scale_(A.n_rows) {
         for (std::size_t i = 0; i < A.n_rows; ++i) {
@@ -138,7 +138,7 @@ private:
 template <class I, class T>
 class LuPreconditioner final : public LinearOperator<T> {
 public:
-    // inv_diag_i = 1 / u_ii (inverse_pivots), diag_pos from diagonal_positions.
+    // diag_pos and inv_diag_i = 1 / u_ii from DiagonalInfo of LU.
     LuPreconditioner(CsrView<I, T> LU, std::vector<I> diag_pos, std::vector<T> inv_diag)
         : LU_(LU), diag_pos_(std::move(diag_pos)), inv_diag_(std::move(inv_diag)), coef_(LU.data, LU.data + LU.nnz()) {
         for (std::size_t i = 0; i < LU.n_rows; ++i)
@@ -160,19 +160,6 @@ private:
     std::vector<I> diag_pos_;
     std::vector<T> inv_diag_, coef_;
 };
-
-// inv_i = 1 / a_{i, diag_pos[i]}; returns n on success, else the first row
-// whose pivot is zero, not positive (when require_positive) or not invertible in T.
-template <class I, class T>
-std::size_t inverse_pivots(const CsrView<I, T>& A, const I* diag_pos, bool require_positive, T* inv) {
-    for (std::size_t i = 0; i < A.n_rows; ++i) {
-        const double d = double(A.data[diag_pos[i]]);
-        const T v = T(1.0 / d);
-        if (d == 0.0 || (require_positive && !(d > 0.0)) || !std::isfinite(v)) return i;
-        inv[i] = v;
-    }
-    return A.n_rows;
-}
 
 // _kernels.Preconditioner: one native operator of value type float or double,
 // plus a reference to the Python object (a CsrMatrix) whose arrays it reads.

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <vector>
 
 #include "blas1.hpp"
 #include "common.hpp"
@@ -41,16 +42,30 @@ std::ptrdiff_t csr_diagonal_position(const CsrView<I, T>& A, std::size_t i) {
     return (it != last && static_cast<std::size_t>(*it) == i) ? it - A.indices : -1;
 }
 
-// Diagonal positions of a square CSR matrix; returns n on success, else the
-// first row without a diagonal entry.
+// The diagonal of a square CSR matrix, as the relaxation, triangular and
+// preconditioner kernels need it.
 template <class I, class T>
-std::size_t diagonal_positions(const CsrView<I, T>& A, I* diag_pos) {
-    for (std::size_t i = 0; i < A.n_rows; ++i) {
+struct DiagonalInfo {
+    std::vector<I> position;     // position k of a_ii in row i (-1 when absent)
+    std::vector<T> inverse;      // 1 / a_ii (0 when absent or not invertible)
+    std::size_t first_missing;   // first row without a stored diagonal entry, or n
+    std::size_t first_singular;  // first row whose a_ii is zero or whose inverse overflows T, or n
+};
+
+template <class I, class T>
+DiagonalInfo<I, T> diagonal_info(const CsrView<I, T>& A) {
+    const std::size_t n = A.n_rows;
+    DiagonalInfo<I, T> d{std::vector<I>(n), std::vector<T>(n), n, n};
+    for (std::size_t i = 0; i < n; ++i) {
         const std::ptrdiff_t k = csr_diagonal_position(A, i);
-        if (k < 0) return i;
-        diag_pos[i] = static_cast<I>(k);
+        d.position[i] = static_cast<I>(k);
+        const T inv = k < 0 ? T(0) : T(1.0 / double(A.data[k]));
+        const bool invertible = k >= 0 && A.data[k] != T(0) && std::isfinite(inv);
+        d.inverse[i] = invertible ? inv : T(0);
+        if (k < 0 && d.first_missing == n) d.first_missing = i;
+        if (k >= 0 && !invertible && d.first_singular == n) d.first_singular = i;
     }
-    return A.n_rows;
+    return d;
 }
 
 namespace detail {
