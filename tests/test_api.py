@@ -266,3 +266,42 @@ def test_callback_can_stop_a_solve(rng):
     result = krylearn.solvers.run_cg(A, b, rtol=1e-12, callback=stop_after_five)
     assert not result.converged and result.info == 5 and result.details["stopped"] == "user stop"
     assert np.all(np.isfinite(result.x)) and np.linalg.norm(b - A @ result.x) < np.linalg.norm(b)
+
+
+def test_explicit_method_and_preconditioner_skip_classification(rng):
+    A = convection_diffusion(20)
+    b = rng.standard_normal(A.shape[0])
+    result = krylearn.solve(A, b, method="gmres", M="ilu0")
+    assert result.converged and result.details["kind"] is None  # A never needed classifying
+    assert true_relative_residual(A, result.x, b) <= 1e-8
+    # when the requested attempt fails, A is classified and the auto chain continues
+    with pytest.warns(RuntimeWarning, match="did not reach"):
+        result = krylearn.solve(A, b, method="gmres", M="jacobi", maxiter=3, direct=False)
+    assert result.details["kind"] == "general" and len(result.details["attempts"]) > 1
+
+
+def test_explicit_cg_on_indefinite_matrix_falls_back_to_minres(rng):
+    A = sp.csr_array(poisson2d(15) - 5.0 * sp.eye_array(225))  # symmetric, indefinite, negative diagonal
+    b = rng.standard_normal(225)
+    result = krylearn.solve(A, b, method="cg", M="none", rtol=1e-9)
+    assert result.details["attempts"][0]["method"] == "cg" and result.details["attempts"][0]["info"] == -1
+    assert result.converged and result.details["kind"] == "symmetric"
+    assert true_relative_residual(A, result.x, b) <= 1e-9
+
+
+def test_nonsymmetric_chain_continues_after_bicgstab(rng):
+    A = convection_diffusion(30, wind=0.9)
+    b = rng.standard_normal(A.shape[0])
+    result = krylearn.solve(A, b, maxiter=2, direct=False)  # BiCGStab gets its quarter: 1 iteration
+    first = result.details["attempts"][0]
+    assert first["method"] == "bicgstab" and first["iterations"] == 1
+    assert [a["method"] for a in result.details["attempts"][1:2]] == ["gmres"]
+
+
+def test_solve_leaves_a_canonical_input_untouched(rng):
+    A = poisson2d(20)
+    before = (A.data.copy(), A.indices.copy(), A.indptr.copy())
+    b = rng.standard_normal(A.shape[0])
+    for method in ("auto", "gmres", "minres", "direct"):
+        krylearn.solve(A, b, method=method)
+    assert all(np.array_equal(u, v) for u, v in zip(before, (A.data, A.indices, A.indptr)))

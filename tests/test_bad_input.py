@@ -231,3 +231,33 @@ def test_as_csr_canonical_form_property(n, nnz, seed):
     dense = np.zeros((n, n))
     np.add.at(dense, (rows, cols), vals)
     np.testing.assert_allclose(csr.toarray(), dense, atol=1e-12)
+
+
+def test_as_csr_shares_only_when_asked_and_canonical():
+    A = poisson2d(6)
+    assert as_csr(A, copy=False) is A
+    assert not np.shares_memory(as_csr(A).data, A.data)  # default: a copy
+    shared = as_csr(sp.csr_matrix(A), copy=False)
+    assert isinstance(shared, sp.csr_array) and np.shares_memory(shared.data, A.data)
+    unsorted = sp.csr_array((A.data[::-1].copy(), A.indices[::-1].copy(), A.indptr.copy()), shape=A.shape)
+    unsorted.has_sorted_indices = False
+    fixed = as_csr(unsorted, copy=False)  # not canonical: a sorted copy
+    assert fixed is not unsorted and fixed.has_canonical_format
+    assert np.array_equal(np.diff(fixed.indptr), np.diff(A.indptr))
+    assert as_csr(A, dtype=np.float32, copy=False).dtype == np.float32  # other dtype: a copy
+    bad = A.copy()
+    bad.data[3] = np.nan
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        as_csr(bad, copy=False)
+
+
+def test_is_symmetric_with_asymmetric_pattern_and_explicit_zeros():
+    from krylearn._validation import is_symmetric
+
+    A = sp.csr_array(np.array([[2.0, 1.0, 0.0], [1.0, 2.0, 0.0], [0.0, 0.0, 1.0]]))
+    assert is_symmetric(A)
+    with_zero = sp.csr_array((np.array([2.0, 1.0, 0.0, 1.0, 2.0, 1.0]), np.array([0, 1, 2, 0, 1, 2]),
+                              np.array([0, 3, 5, 6])), shape=(3, 3))  # explicit (0, 2) zero, no (2, 0) entry
+    assert is_symmetric(with_zero)
+    assert not is_symmetric(sp.csr_array(np.array([[2.0, 1.0], [0.0, 2.0]])))
+    assert not is_symmetric(sp.csr_array(np.array([[2.0, 1.0], [1.0 + 1e-9, 2.0]])))
