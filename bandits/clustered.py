@@ -5,8 +5,8 @@ Contexts (feature vectors) are grouped online: a context joins the nearest
 existing cluster within ``radius`` (Euclidean), else opens a new one. Each
 cluster keeps the mean log-loss of every arm it has tried; an arm not yet
 tried in a cluster is predicted from the other clusters (the cluster's best
-mean plus that arm's average gap to the best elsewhere), or as -inf when no
-cluster has tried it. Such transferred predictions are only a prior: in each
+mean plus that arm's average gap to the best elsewhere; the median of those
+gaps for an arm no other cluster has tried). Such transferred predictions are only a prior: in each
 cluster every available arm is tried once, most promising first, unless its
 prediction is more than ``skip_factor`` times the best (so a configuration
 that was 100x slower everywhere is not retried on every new kind of matrix).
@@ -18,6 +18,7 @@ nonsymmetric matrix).
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -67,19 +68,20 @@ class ClusteredIGW(Learner):
         return len(self.centers) - 1
 
     def predict(self, context) -> np.ndarray:
-        """Predicted log-loss of every arm (-inf: never tried anywhere, so try it)."""
+        """Predicted log-loss of every arm: its own mean in this cluster, else a prior (see the module doc)."""
         c = self.cluster_of(context)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means = np.where(self.counts > 0, self.log_sums / np.maximum(self.counts, 1), np.nan)
+        means = np.full((len(self.counts), self.n_arms), np.nan)
+        np.divide(self.log_sums, self.counts, out=means, where=self.counts > 0)
         own = means[c] if c >= 0 else np.full(self.n_arms, np.nan)
         others = np.delete(means, c, axis=0) if c >= 0 else means
-        gaps = others - np.nanmin(np.where(np.isnan(others), np.inf, others), axis=1, keepdims=True) if len(others) else others
-        prediction = own.copy()
+        with warnings.catch_warnings():  # all-NaN columns simply mean "no prior for this arm"
+            warnings.simplefilter("ignore", RuntimeWarning)
+            gaps = np.nanmean(others - np.nanmin(others, axis=1, keepdims=True), axis=0) if len(others) else None
+        if gaps is None or np.all(np.isnan(gaps)):
+            gaps = np.zeros(self.n_arms)
+        gaps = np.where(np.isnan(gaps), np.nanmedian(gaps), gaps)  # an arm never tried elsewhere: a typical arm
         base = np.nanmin(own) if np.any(~np.isnan(own)) else 0.0
-        for a in np.flatnonzero(np.isnan(own)):
-            seen = gaps[:, a][~np.isnan(gaps[:, a])] if len(gaps) else np.array([])
-            prediction[a] = base + seen.mean() if seen.size else -np.inf
-        return prediction
+        return np.where(np.isnan(own), base + gaps, own)
 
     def probabilities(self, context=None, available=None) -> np.ndarray:
         mask = np.ones(self.n_arms, dtype=bool) if available is None else np.asarray(available, dtype=bool)
