@@ -104,25 +104,30 @@ def lognormal_diffusion3d(n: int, seed: int, sigma=(0.5, 2.5), correlation=(0.03
 
 def _delaunay_mesh(n: int, rng: np.random.Generator, lshape: bool):
     """Unstructured triangle mesh with about ``n`` interior points: a jittered
-    lattice (jitter 0.35 h) in the unit square (or the L-shape without the
-    upper-right quarter), Delaunay-triangulated."""
+    lattice (jitter 0.35 h, boundary points fixed) in the unit square (or the
+    L-shape without the upper-right quarter), Delaunay-triangulated."""
     from scipy.spatial import Delaunay
 
     skfem = _skfem()
     area = 0.75 if lshape else 1.0
-    k = max(3, int(round(np.sqrt(n / area)))) + 1  # lattice spacing h = 1/k
+    k = max(4, int(round(np.sqrt(n / area))) + 1)  # lattice spacing h = 1/k
+    if lshape:
+        k += k % 2  # 0.5 is a lattice line (the re-entrant edges)
     h = 1.0 / k
     grid = np.stack(np.meshgrid(np.arange(k + 1) * h, np.arange(k + 1) * h, indexing="ij"), -1).reshape(-1, 2)
-    inside = (grid > h / 2).all(axis=1) & (grid < 1 - h / 2).all(axis=1)
-    grid[inside] += rng.uniform(-0.35 * h, 0.35 * h, size=(int(inside.sum()), 2))
+    fixed = np.isclose(grid, 0.0).any(axis=1) | np.isclose(grid, 1.0).any(axis=1)
     if lshape:
-        corner = (grid[:, 0] > 0.5 + h / 2) & (grid[:, 1] > 0.5 + h / 2)
-        grid = grid[~corner]
+        fixed |= (np.isclose(grid[:, 0], 0.5) & (grid[:, 1] >= 0.5 - 1e-12)) | \
+                 (np.isclose(grid[:, 1], 0.5) & (grid[:, 0] >= 0.5 - 1e-12))
+        keep = ~((grid[:, 0] > 0.5 + h / 2) & (grid[:, 1] > 0.5 + h / 2))
+        grid, fixed = grid[keep], fixed[keep]
+    grid[~fixed] += rng.uniform(-0.35 * h, 0.35 * h, size=(int((~fixed).sum()), 2))
     tri = Delaunay(grid).simplices
     if lshape:
         centroid = grid[tri].mean(axis=1)
         tri = tri[~((centroid[:, 0] > 0.5) & (centroid[:, 1] > 0.5))]
-    return skfem.MeshTri(grid.T.copy(), tri.T.copy())
+    used, tri = np.unique(tri, return_inverse=True)  # drop points no triangle uses
+    return skfem.MeshTri(grid[used].T.copy(), tri.reshape(-1, 3).T.copy())
 
 
 def _skfem():

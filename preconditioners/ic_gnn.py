@@ -79,22 +79,32 @@ class ICGNN(nn.Module):
             nn.init.zeros_(decoder[-1].weight)
             nn.init.zeros_(decoder[-1].bias)
 
-    @staticmethod
-    def _mean(values: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
-        total = values.new_zeros((n, values.shape[1])).index_add_(0, index, values)
-        count = values.new_zeros(n).index_add_(0, index, values.new_ones(index.shape[0])).clamp_(min=1.0)
-        return total / count[:, None]
+    def _pair_mlp(self, mlp: nn.Sequential, e, h, rows, cols, extra=None) -> torch.Tensor:
+        """mlp(cat([e, h[rows], h[cols], extra])) without materialising the (E, 3w+k) concatenation:
+        the first layer's node blocks are applied on the n nodes, then gathered."""
+        w = self.width
+        first = mlp[0]
+        W = first.weight
+        pre = nn.functional.linear(e, W[:, :w], first.bias)
+        pre = pre + nn.functional.linear(h, W[:, w:2 * w])[rows] + nn.functional.linear(h, W[:, 2 * w:3 * w])[cols]
+        if extra is not None:
+            pre = pre + nn.functional.linear(extra, W[:, 3 * w:])
+        return mlp[2](mlp[1](pre))
 
     def forward(self, g: FactorGraph) -> tuple[torch.Tensor, torch.Tensor]:
         n, rows, cols = g.n, g.rows, g.cols
+        ones = g.a_off.new_ones(rows.shape[0])
+        inv_rows = 1.0 / g.a_off.new_zeros(n).index_add_(0, rows, ones).clamp_(min=1.0)[:, None]
+        inv_cols = 1.0 / g.a_off.new_zeros(n).index_add_(0, cols, ones).clamp_(min=1.0)[:, None]
         h = self.node_encoder(g.node_features)
         e = self.edge_encoder(g.edge_features)
         for edge_update, node_update, norm in zip(self.edge_updates, self.node_updates, self.norms):
-            e = e + edge_update(torch.cat([e, h[rows], h[cols], g.edge_features], dim=1))
-            from_lower = self._mean(e, rows, n)  # node i hears its edges (i, j < i): a row of L
-            from_upper = self._mean(e, cols, n)  # node j hears its edges (i > j, j): a column of L
+            e = e + self._pair_mlp(edge_update, e, h, rows, cols, g.edge_features)
+            # means over node i's edges (i, j < i) (a row of L) and over node j's edges (i > j, j) (a column)
+            from_lower = h.new_zeros((n, self.width)).index_add_(0, rows, e) * inv_rows
+            from_upper = h.new_zeros((n, self.width)).index_add_(0, cols, e) * inv_cols
             h = norm(h + node_update(torch.cat([h, from_lower, from_upper, g.node_features], dim=1)))
-        c = self.edge_decoder(torch.cat([e, h[rows], h[cols]], dim=1)).squeeze(1)
+        c = self._pair_mlp(self.edge_decoder, e, h, rows, cols).squeeze(1)
         d = self.node_decoder(h).squeeze(1)
         l_off = g.l0_off + g.a_off * c
         l_diag = g.l0_diag * torch.exp(4.0 * torch.tanh(d / 4.0))

@@ -7,7 +7,8 @@ triangular solves is L = D^{1/2} L~, so M = L L^T is SPD by construction and
 one PCG iteration costs exactly what IC(0) costs. The network runs once per
 matrix (float32); L is assembled in the matrix's float type.
 
-Safety: a non-finite or non-positive predicted factor falls back to IC(0)
+Safety: a non-finite or non-positive predicted factor, or a matrix whose
+features are mostly outside the model's training range, falls back to IC(0)
 (then SSOR) with a warning; :func:`cg_with_fallback` re-runs a learned PCG
 that does not converge with IC(0)/SSOR from its last iterate and returns the
 better answer. Weights are stored as a plain state_dict plus a JSON header
@@ -33,7 +34,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from krylearn._validation import as_csr
+from krylearn._validation import as_csr, as_kernel_matrix
 
 from .base import Preconditioner
 from .classical import IC0, SSOR, CholeskyFactor
@@ -47,6 +48,21 @@ FORMAT_VERSION = 1
 
 class ModelFileError(ValueError):
     """A weights file that is not a valid krylearn learned-IC model (or is for another family/layout)."""
+
+
+class OutOfDistributionError(RuntimeError):
+    """The matrix's features lie outside the model's training range (the model is not trusted there)."""
+
+
+def out_of_range_fraction(graph: FactorGraph, ranges: dict | None) -> float:
+    """Fraction of nodes with a feature outside the training [0.1%, 99.9%] quantile range
+    (widened by 5% of its width) stored in the model metadata; 0.0 without ranges."""
+    if not ranges or graph.n == 0:
+        return 0.0
+    lo, hi = (torch.as_tensor(v, dtype=torch.float32) for v in ranges["node"])
+    margin = 0.05 * (hi - lo)
+    x = graph.node_features.cpu()
+    return float(((x < lo - margin) | (x > hi + margin)).any(dim=1).float().mean())
 
 
 # ---------------------------------------------------------------- input graph
@@ -92,9 +108,10 @@ def check_spd_input(csr: sp.csr_array) -> None:
 
 def _ic0_values(scaled: sp.csr_array) -> tuple[sp.csr_array, float]:
     """IC(0) of A~ by the native kernel, as a SciPy CSR on tril(A~)'s pattern, and the pivot shift used."""
-    ic = IC0().setup(scaled)
-    L = ic.L
-    return sp.csr_array((np.asarray(L.data), np.asarray(L.indices), np.asarray(L.indptr)), shape=scaled.shape), ic.shift
+    from krylearn import _kernels
+
+    L, shift = _kernels.ic0(as_kernel_matrix(scaled))
+    return sp.csr_array((np.asarray(L.data), np.asarray(L.indices), np.asarray(L.indptr)), shape=scaled.shape), shift
 
 
 def jacobi_scaled(A) -> tuple[sp.csr_array, np.ndarray]:
@@ -186,16 +203,21 @@ class LearnedIC(Preconditioner):
     ``setup(A)`` validates A (symmetric, positive diagonal), runs the network
     once and builds the native triangular-solve preconditioner. After setup:
     ``L`` (SciPy CSR), ``fallback`` (None, "ic0" or "ssor"),
-    ``inference_seconds`` (features + network + assembly). The network runs
+    ``inference_seconds`` (features + network + assembly). When more than
+    ``ood_threshold`` of the rows have input features outside the model's
+    training range (``metadata["feature_ranges"]``), the network is not
+    trusted and IC(0) is used with a warning (``fallback == "ic0"``). The network runs
     with ``threads`` torch CPU threads (default 1: it is small, and more threads
     contend with the OpenMP kernels); the global torch setting is restored.
     """
 
     name = "learned"
 
-    def __init__(self, model: ICGNN, metadata: dict | None = None, device="cpu", threads: int = 1) -> None:
+    def __init__(self, model: ICGNN, metadata: dict | None = None, device="cpu", threads: int = 1,
+                 ood_threshold: float = 0.5) -> None:
         super().__init__()
         self.threads = max(1, int(threads))
+        self.ood_threshold = float(ood_threshold)
         if not isinstance(model, ICGNN):
             raise TypeError(f"model must be an ICGNN, got {type(model).__name__}")
         self.model = model.to(device).eval()
@@ -260,9 +282,16 @@ class LearnedIC(Preconditioner):
                      rounds=rounds, seed=seed, device=device, show_progress=show_progress)
 
     # ---- prediction
-    def predict_factor(self, A, dtype=np.float64) -> sp.csr_array:
-        """L (CSR, lower, positive diagonal last in each row) with M = L L^T ~ A."""
+    def predict_factor(self, A, dtype=np.float64, check_distribution: bool = False) -> sp.csr_array:
+        """L (CSR, lower, positive diagonal last in each row) with M = L L^T ~ A.
+        With ``check_distribution``, OutOfDistributionError when A is outside the training range."""
         graph, pattern, _ = factor_graph(A, device=self.device)
+        if check_distribution:
+            fraction = out_of_range_fraction(graph, self.metadata.get("feature_ranges"))
+            if fraction > self.ood_threshold:
+                raise OutOfDistributionError(
+                    f"A is outside the training distribution of model {self.family!r} ({100 * fraction:.0f}% of "
+                    f"the rows have features outside its training range)")
         saved_threads = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
@@ -279,8 +308,8 @@ class LearnedIC(Preconditioner):
         start = time.perf_counter()
         self.fallback, self.L = None, None
         try:
-            self.L = self.predict_factor(csr, dtype=csr.data.dtype)  # ValueError for non-SPD input
-        except FloatingPointError as exc:
+            self.L = self.predict_factor(csr, dtype=csr.data.dtype, check_distribution=True)  # ValueError: not SPD
+        except (FloatingPointError, OutOfDistributionError) as exc:
             self._impl = fallback_preconditioner(csr, reason=str(exc))
             self.fallback = self._impl.name
         else:

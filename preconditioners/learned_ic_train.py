@@ -120,13 +120,16 @@ def train(matrices, *, validation=None, family: str = "custom", loss: str = "dat
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
     examples = [prepare_example(A, loss, rng, n_pairs, device) for A in matrices]
+    features = torch.cat([ex.graph.node_features for ex in examples]).cpu().double()
+    feature_ranges = {"node": torch.quantile(features, torch.tensor([0.001, 0.999], dtype=torch.float64),
+                                             dim=0).tolist()}
     model = ICGNN(width=width, rounds=rounds).to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs * len(examples))
     record = {"family": family, "loss": loss, "epochs": epochs, "lr": lr, "width": width, "rounds": rounds,
               "seed": seed, "n_train": len(examples), "n_val": len(validation or []),
               "train_sizes": sorted({int(A.shape[0]) for A in matrices}), "loss_curve": [], "validation": []}
-    pc = LearnedIC(model, {"family": family}, device=device)
+    pc = LearnedIC(model, {"family": family, "feature_ranges": feature_ranges}, device=device)
     best = (math.inf, None, 0)
     if validation:  # epoch 0 is IC(0) itself: the kept weights are never worse than IC(0) on validation
         stats = validation_iterations(pc, validation, seed=seed)
@@ -163,7 +166,8 @@ def train(matrices, *, validation=None, family: str = "custom", loss: str = "dat
         model.load_state_dict(best[1])
         record["best_epoch"], record["best_validation_ratio"] = best[2], best[0]
     record["seconds"] = time.perf_counter() - start
-    return LearnedIC(model.eval(), {"family": family, "loss": loss, "training": record}, device=device)
+    return LearnedIC(model.eval(), {"family": family, "loss": loss, "feature_ranges": feature_ranges,
+                                    "training": record}, device=device)
 
 
 def main(argv: list[str] | None = None) -> int:
