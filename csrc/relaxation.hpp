@@ -33,17 +33,17 @@ void sor_sweep(const CsrView<I, T>& A, const I* diag_pos, const T* inv_diag, dou
     for (std::size_t step = 0; step < n; ++step) {
         const std::size_t i = Forward ? step : n - 1 - step;
         const double w = omega * double(inv_diag[i]);
-        const I d = diag_pos[i];
+        const std::ptrdiff_t d = diag_pos[i], begin = Ap[i], end = Ap[i + 1];
         double rest = 0.0;
         if constexpr (Forward) {
-            for (I k = d; k < Ap[i + 1]; ++k) rest += double(Ax[k]) * double(x[Ai[k]]);
+            for (std::ptrdiff_t k = d; k < end; ++k) rest += double(Ax[k]) * double(x[Ai[k]]);
             double xi = double(x[i]) + w * (double(b[i]) - rest);
-            for (I k = Ap[i]; k < d; ++k) xi -= (w * double(Ax[k])) * double(x[Ai[k]]);
+            for (std::ptrdiff_t k = begin; k < d; ++k) xi -= (w * double(Ax[k])) * double(x[Ai[k]]);
             x[i] = T(xi);
         } else {
-            for (I k = Ap[i]; k <= d; ++k) rest += double(Ax[k]) * double(x[Ai[k]]);
+            for (std::ptrdiff_t k = begin; k <= d; ++k) rest += double(Ax[k]) * double(x[Ai[k]]);
             double xi = double(x[i]) + w * (double(b[i]) - rest);
-            for (I k = Ap[i + 1]; k-- > d + 1;) xi -= (w * double(Ax[k])) * double(x[Ai[k]]);
+            for (std::ptrdiff_t k = end; k-- > d + 1;) xi -= (w * double(Ax[k])) * double(x[Ai[k]]);
             x[i] = T(xi);
         }
     }

@@ -70,12 +70,14 @@ DiagonalInfo<I, T> diagonal_info(const CsrView<I, T>& A) {
 
 namespace detail {
 
-// (A x)_i in double.
+// (A x)_i in double. Hot loops count positions in std::ptrdiff_t whatever I
+// is: a 32-bit counter costs a sign extension per entry under -fwrapv (which
+// Python's build flags pass).
 template <class I, class T>
 inline double row_dot(const CsrView<I, T>& A, std::size_t i, const T* x) {
     double s = 0.0;
-    const I end = A.indptr[i + 1];
-    for (I k = A.indptr[i]; k < end; ++k) s += double(A.data[k]) * double(x[A.indices[k]]);
+    const std::ptrdiff_t end = A.indptr[i + 1];
+    for (std::ptrdiff_t k = A.indptr[i]; k < end; ++k) s += double(A.data[k]) * double(x[A.indices[k]]);
     return s;
 }
 

@@ -72,8 +72,8 @@ void unit_lower_solve(std::size_t n, const I* indptr, const I* indices, const T*
                       const T* r, T* y) {
     for (std::size_t i = 0; i < n; ++i) {
         double s = double(scale(i)) * double(r[i]);
-        const I stop = end(i);
-        for (I k = indptr[i]; k < stop; ++k) s -= double(coef[k]) * double(y[indices[k]]);
+        const std::ptrdiff_t stop = end(i);
+        for (std::ptrdiff_t k = indptr[i]; k < stop; ++k) s -= double(coef[k]) * double(y[indices[k]]);
         y[i] = T(s);
     }
 }
@@ -86,8 +86,8 @@ void unit_upper_solve(std::size_t n, const I* indptr, const I* indices, const T*
     for (std::size_t i = n; i-- > 0;) {
         double s = double(scale(i)) * double(z[i]);
         // Descending columns: z_{i+1}, the value just computed, enters last.
-        const I first = begin(i);
-        for (I k = indptr[i + 1]; k-- > first;) s -= double(coef[k]) * double(z[indices[k]]);
+        const std::ptrdiff_t first = begin(i);
+        for (std::ptrdiff_t k = indptr[i + 1]; k-- > first;) s -= double(coef[k]) * double(z[indices[k]]);
         z[i] = T(s);
     }
 }
