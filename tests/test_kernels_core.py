@@ -797,3 +797,21 @@ def test_callable_operator_results_are_checked():
         solve(M, K.jacobi_preconditioner(kmat(poisson2d(3))))
     with pytest.raises(ValueError, match="shape"):
         solve(M, kmat(poisson2d(3)))  # a CsrMatrix used as the operator M
+
+
+# --------------------------------------------------------------------------- benchmark suite
+
+
+def test_core_suite_quick_runs_and_agrees_with_petsc(tmp_path, monkeypatch):
+    """bench/suite_core.py (quick): every kernel timed, and native outputs equal PETSc's/SciPy's."""
+    import json
+
+    from krylearn.bench import suite_core
+
+    monkeypatch.setenv("KRYLEARN_RESULTS", str(tmp_path))
+    assert suite_core.main(["--quick", "--repeats", "1"]) == 0
+    rows = json.loads((tmp_path / "core" / "per_application.json").read_text())["rows"]
+    kernels = {row["kernel"] for row in rows}
+    assert {"spmv", "ssor sweep", "jacobi apply", "ssor apply", "ic0 apply", "ilu0 apply", "ic0 setup"} <= kernels
+    assert all(row["ms"] > 0 for row in rows)
+    assert all(row["max_rel_diff"] < 1e-12 for row in rows if "max_rel_diff" in row and row["max_rel_diff"] is not None)
