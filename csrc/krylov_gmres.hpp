@@ -1,17 +1,30 @@
 // Restarted GMRES(m) with right preconditioning, and flexible GMRES (FGMRES).
 //
 // A cycle starts from the true residual r = b - A x, v_0 = r / ||r||, and
-// builds the Arnoldi relation A Z_k = V_{k+1} H_k with z_j = M^{-1} v_j:
-// modified Gram-Schmidt, repeated once when the new vector lost more than
-// 1 - 1/sqrt(2) of its norm ("twice is enough", Kahan/Parlett). Givens
-// rotations reduce H_k to triangular form, so |g_{k}| is the residual norm of
-// min_y ||beta e_1 - H_k y|| = ||b - A (x + Z_k y)|| without forming it.
+// builds the Arnoldi relation A Z_k = V_{k+1} H_k with z_j = M^{-1} v_j. The
+// basis V is one contiguous n x (m+1) column-major block; each new vector is
+// orthogonalised by classical Gram-Schmidt applied twice (CGS2: h = V^T w,
+// w -= V h, repeated once with the correction added to h), every sweep being
+// one pass for all inner products and one for the update, so the basis is
+// streamed 3 times per step (the second sweep's inner products are fused with
+// the first update) instead of once per basis vector as in MGS. CGS2 keeps
+// ||I - V^T V|| at O(eps) independently of the conditioning of A M^{-1}.
+// Givens rotations reduce H_k to triangular form, so |g_k| is the residual
+// norm of min_y ||beta e_1 - H_k y|| = ||b - A (x + Z_k y)|| without forming it.
 // The cycle ends after m inner steps, on convergence of that estimate, on
 // maxiter, or on a (near-)invariant Krylov space; then x += Z_k y (FGMRES
 // stores Z; plain GMRES forms M^{-1} (V_k y) with one more M application) and
 // the next cycle restarts from the true residual, which also replaces the
-// last estimate in the history. info -3 when a full cycle leaves the true
-// residual unchanged (stagnation), or on non-finite values.
+// last estimate in the history.
+// When A M^{-1} is numerically singular on the Krylov space (cond(H_k) near
+// 1/eps, e.g. ILU(0) with tiny pivots), y and hence the estimate lose their
+// accuracy: the true residual can then stay above the cycle's start although
+// the estimate fell. Such a cycle is not stagnation; the restart from the true
+// residual recovers, and only kMaxUnproductiveCycles of them in a row end the
+// solve (not converged, info > 0). info -3 when a cycle's own estimate makes
+// no progress (stagnation), or on non-finite values.
+// Reductions use fixed chunks reduced in a fixed order (common.hpp): the bits
+// do not depend on the number of threads.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -24,16 +37,95 @@ namespace krylearn {
 
 namespace detail {
 
+// Rows per register-friendly block inside a reduction chunk (kChunk is a
+// multiple of it): the Gram-Schmidt kernels keep a block of w in double and
+// stream the matching block of every basis vector past it.
+constexpr std::size_t kGsBlock = 256;
+
+// Classical Gram-Schmidt against the k vectors v_i = V + i n (the columns of
+// the contiguous n x k basis), one sweep = two passes over V.
+// Deterministic: every chunk of kChunk rows (common.hpp) reduces its rows in a
+// fixed order into its own slot of `partial`, and the slots are summed in
+// chunk order, so the bits do not depend on the number of threads.
+template <class T>
+class GramSchmidt {
+public:
+    GramSchmidt(std::size_t n, std::size_t max_k) : n_(n), stride_(max_k + 1), partial_(num_chunks(n) * stride_) {}
+
+    // h[i] = v_i . w (i < k); returns w . w. One pass over w and V.
+    double project(const T* V, std::size_t k, const T* w, double* h) {
+        run_chunks(k, [&](std::size_t b, std::size_t e, double* p) {
+            for (std::size_t i = 0; i < k; ++i) p[i] = dot_range(V + i * n_, w, b, e);
+            p[k] = dot_range(w, w, b, e);
+        });
+        return reduce(k, h);
+    }
+
+    // w -= V h; then, when h_next is given, h_next[i] = v_i . w (the new w)
+    // while the block of V is still in cache. Returns the new w . w.
+    double subtract(const T* V, std::size_t k, const double* h, T* w, double* h_next) {
+        run_chunks(k, [&](std::size_t b, std::size_t e, double* p) {
+            std::fill(p, p + k + 1, 0.0);
+            double acc[kGsBlock];
+            for (std::size_t sb = b; sb < e; sb += kGsBlock) {
+                const std::size_t len = std::min(e, sb + kGsBlock) - sb;
+                T* ws = w + sb;
+                for (std::size_t r = 0; r < len; ++r) acc[r] = double(ws[r]);
+                for (std::size_t i = 0; i < k; ++i) {
+                    const double hi = h[i];
+                    const T* v = V + i * n_ + sb;
+                    for (std::size_t r = 0; r < len; ++r) acc[r] -= hi * double(v[r]);
+                }
+                for (std::size_t r = 0; r < len; ++r) ws[r] = T(acc[r]);
+                if (h_next)
+                    for (std::size_t i = 0; i < k; ++i) p[i] += dot_range(V + i * n_ + sb, ws, 0, len);
+                p[k] += dot_range(ws, ws, 0, len);
+            }
+        });
+        return reduce(k, h_next);
+    }
+
+private:
+    // body(begin, end, slots) for every chunk, each with its own k + 1 slots.
+    template <class F>
+    void run_chunks(std::size_t k, F&& body) {
+        const auto chunks = static_cast<std::ptrdiff_t>(num_chunks(n_));
+        double* partial = partial_.data();
+        const std::size_t stride = stride_;
+#pragma omp parallel for schedule(static) if (chunks > 1 && n_ * (k + 1) >= kParallelMin)
+        for (std::ptrdiff_t c = 0; c < chunks; ++c) {
+            const std::size_t b = std::size_t(c) * kChunk;
+            body(b, std::min(n_, b + kChunk), partial + std::size_t(c) * stride);
+        }
+    }
+    // out[i] = sum over chunks of slot i (i < k), in chunk order; returns the
+    // sum of slot k.
+    double reduce(std::size_t k, double* out) const {
+        const std::size_t chunks = num_chunks(n_);
+        if (out)
+            for (std::size_t i = 0; i < k; ++i) {
+                double s = 0.0;
+                for (std::size_t c = 0; c < chunks; ++c) s += partial_[c * stride_ + i];
+                out[i] = s;
+            }
+        double s = 0.0;
+        for (std::size_t c = 0; c < chunks; ++c) s += partial_[c * stride_ + k];
+        return s;
+    }
+
+    std::size_t n_, stride_;
+    std::vector<double> partial_;
+};
+
 // out = sum_{i<k} y_i basis_i (basis_i = basis + i n), accumulated in double
 // in a fixed order.
 template <class T>
 void combine_basis(std::size_t k, const double* y, const T* basis, std::size_t n, T* out) {
-    constexpr std::size_t kBlock = 256;
-    const auto blocks = static_cast<std::ptrdiff_t>((n + kBlock - 1) / kBlock);
+    const auto blocks = static_cast<std::ptrdiff_t>((n + kGsBlock - 1) / kGsBlock);
 #pragma omp parallel for schedule(static) if (n * std::max<std::size_t>(k, 1) >= kParallelMin)
     for (std::ptrdiff_t blk = 0; blk < blocks; ++blk) {
-        const std::size_t b = std::size_t(blk) * kBlock, e = std::min(n, b + kBlock);
-        double acc[kBlock] = {};
+        const std::size_t b = std::size_t(blk) * kGsBlock, e = std::min(n, b + kGsBlock);
+        double acc[kGsBlock] = {};
         for (std::size_t i = 0; i < k; ++i) {
             const double yi = y[i];
             const T* v = basis + i * n;
@@ -41,25 +133,6 @@ void combine_basis(std::size_t k, const double* y, const T* basis, std::size_t n
         }
         for (std::size_t j = b; j < e; ++j) out[j] = T(acc[j - b]);
     }
-}
-
-// One (re)orthogonalisation sweep of w against v_0..v_j (modified
-// Gram-Schmidt), adding the coefficients to h[0..j]; each subtraction is fused
-// with the next inner product. Returns ||w||^2 after the sweep and, in
-// *ww_before, ||w||^2 before it.
-template <class T>
-double mgs_sweep(T* w, const T* V, std::size_t j, std::size_t n, double* h, double* ww_before, ReductionScratch& s) {
-    const auto [first, before] = dot_pair(w, V, w, n, s);
-    *ww_before = before;
-    double coef = first;
-    double ww = 0.0;
-    for (std::size_t i = 0; i <= j; ++i) {
-        h[i] += coef;
-        double next = 0.0;
-        ww = axpy_norm(coef, V + i * n, w, n, i < j ? V + (i + 1) * n : nullptr, &next, s);
-        coef = next;
-    }
-    return ww;
 }
 
 }  // namespace detail
@@ -76,7 +149,8 @@ KrylovResult gmres(const LinearOperator<T>& op, const LinearOperator<T>* M, cons
     KrylovMonitor<T> mon(params, hooks, bnorm);
 
     std::vector<T> V((m + 1) * n), Z(flexible ? m * n : 0), work(n), update(M && !flexible ? n : 0);
-    std::vector<double> H((m + 1) * m), cs(m), sn(m), g(m + 1), y(m);
+    std::vector<double> H((m + 1) * m), cs(m), sn(m), g(m + 1), y(m), correction(m + 1);
+    detail::GramSchmidt<T> gs(n, m + 1);
     ReductionScratch scratch(n);
     auto v = [&](std::size_t i) { return V.data() + i * n; };
     auto h = [&](std::size_t i, std::size_t j) -> double& { return H[j * (m + 1) + i]; };
@@ -88,6 +162,11 @@ KrylovResult gmres(const LinearOperator<T>& op, const LinearOperator<T>* M, cons
     if (!std::isfinite(beta)) return mon.finish(kBreakdown);
     if (mon.meets(beta)) return mon.finish(kConverged);
 
+    // A cycle whose estimate falls by less than this fraction made no progress; this many
+    // cycles in a row that lower the estimate but not the true residual end the solve.
+    constexpr double kStagnation = 1e-12;
+    constexpr int kMaxUnproductiveCycles = 3;
+    int unproductive_cycles = 0;
     while (true) {
         if (mon.exhausted()) return mon.finish_not_converged();
         scal(T(1.0 / beta), v(0), n);
@@ -95,6 +174,7 @@ KrylovResult gmres(const LinearOperator<T>& op, const LinearOperator<T>* M, cons
         g[0] = beta;
         std::size_t k = 0;  // columns of H in the least-squares problem
         bool breakdown = false, estimate_met = false;
+        double estimate = beta;  // |g_k|, the cycle's least-squares residual
         for (std::size_t j = 0; j < m && !mon.exhausted(); ++j) {
             T* zj = flexible ? Z.data() + j * n : (M ? work.data() : v(j));
             if (M) M->apply(v(j), zj);
@@ -103,10 +183,11 @@ KrylovResult gmres(const LinearOperator<T>& op, const LinearOperator<T>* M, cons
 
             double* hj = &h(0, j);
             std::fill(hj, hj + m + 1, 0.0);
-            double ww0 = 0.0, ww1 = 0.0;
-            double hn = std::sqrt(detail::mgs_sweep(w, V.data(), j, n, hj, &ww0, scratch));
-            const double w0 = std::sqrt(ww0);
-            if (hn < w0 * (1.0 / std::sqrt(2.0))) hn = std::sqrt(detail::mgs_sweep(w, V.data(), j, n, hj, &ww1, scratch));
+            // CGS2: h = V^T w, w -= V h, then the same once more with the correction c.
+            const double w0 = detail::norm_from_sumsq(gs.project(V.data(), j + 1, w, hj), w, n);
+            gs.subtract(V.data(), j + 1, hj, w, correction.data());
+            const double hn = detail::norm_from_sumsq(gs.subtract(V.data(), j + 1, correction.data(), w, nullptr), w, n);
+            for (std::size_t i = 0; i <= j; ++i) hj[i] += correction[i];
             if (!std::isfinite(w0) || !std::isfinite(hn)) {
                 breakdown = true;
                 break;
@@ -127,7 +208,7 @@ KrylovResult gmres(const LinearOperator<T>& op, const LinearOperator<T>* M, cons
             g[j] = cs[j] * g[j];
             k = j + 1;
 
-            const double estimate = std::fabs(g[j + 1]);
+            estimate = std::fabs(g[j + 1]);
             mon.record_iteration(estimate, nullptr);
             if (mon.meets(estimate)) {
                 estimate_met = true;
@@ -165,7 +246,16 @@ KrylovResult gmres(const LinearOperator<T>& op, const LinearOperator<T>* M, cons
         if (mon.exhausted()) return mon.finish_not_converged();
         if (estimate_met && mon.judge_true_residual(true_norm) == TrueResidualVerdict::stalled)
             return mon.finish_not_converged();
-        if (!(true_norm < beta)) return mon.finish(kBreakdown);  // a whole cycle without progress
+        if (!(true_norm < beta)) {
+            // No progress even in the cycle's own least-squares estimate: stagnation.
+            if (!(estimate < beta * (1.0 - kStagnation))) return mon.finish(kBreakdown);
+            // The estimate dropped but the true residual did not: y lost its accuracy to an
+            // ill-conditioned H (A M^{-1} numerically singular on the Krylov space). A restart
+            // from the true residual usually recovers; stop when it keeps failing.
+            if (++unproductive_cycles >= kMaxUnproductiveCycles) return mon.finish_not_converged();
+        } else {
+            unproductive_cycles = 0;
+        }
         beta = true_norm;
         mon.poll();
     }
