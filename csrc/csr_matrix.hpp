@@ -156,8 +156,9 @@ public:
                                  krylearn::dtype_name<T>());
     }
 
-    // DiagonalInfo of this (square) matrix, computed on first use and cached:
-    // the arrays are immutable by contract. Call with the GIL held.
+    // DiagonalInfo of this (square) matrix, computed on first use and cached
+    // (the arrays are immutable by contract); never replaced once set. Call
+    // with the GIL held.
     template <class I, class T>
     const DiagonalInfo<I, T>& cached_diagonal() const {
         if (!diagonal_cache_) {
@@ -167,7 +168,9 @@ public:
                 py::gil_scoped_release nogil;
                 info = std::make_shared<const DiagonalInfo<I, T>>(diagonal_info(A));
             }
-            diagonal_cache_ = info;
+            // Another thread may have filled the cache while the GIL was released;
+            // the first value stays (references to it may be in use).
+            if (!diagonal_cache_) diagonal_cache_ = info;
         }
         return *static_cast<const DiagonalInfo<I, T>*>(diagonal_cache_.get());
     }

@@ -288,6 +288,28 @@ def test_long_loops_can_be_interrupted(call):
         signal.signal(signal.SIGALRM, previous)
 
 
+def test_concurrent_python_threads_share_a_matrix_safely():
+    """Kernels release the GIL; threads relaxing the same CsrMatrix (whose diagonal
+    is cached on first use) give the same answers as one thread."""
+    import threading
+
+    A = poisson2d(60)
+    n = A.shape[0]
+    b = np.ones(n)
+    expected = np.zeros(n)
+    K.relax(kmat(A), expected, b, "ssor", omega=1.2, sweeps=3)
+    for _ in range(10):
+        M = kmat(A)
+        results = [np.zeros(n) for _ in range(4)]
+        threads = [threading.Thread(target=K.relax, args=(M, x, b, "ssor", 1.2, 3)) for x in results]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for x in results:
+            np.testing.assert_array_equal(x, expected)
+
+
 # --------------------------------------------------------------------------- factorizations
 
 
