@@ -13,6 +13,7 @@ import sys
 BENCH_SUITES = {
     "default": "krylearn.bench.suite_default",
     "kernels": "krylearn.bench.suite_kernels",
+    "core": "krylearn.bench.suite_core",
     "relax": "krylearn.bench.suite_relax",
     "recycle": "krylearn.bench.suite_recycle",
     "learned": "krylearn.bench.suite_learned",
