@@ -116,7 +116,7 @@ def _canonical_view(A, dtype) -> sp.csr_array | None:
     arrays = (A.data, A.indices, A.indptr)
     if (A.data.dtype != target or A.indices.dtype != index_dtype or A.indptr.dtype != index_dtype
             or not all(a.ndim == 1 and a.flags.c_contiguous for a in arrays)
-            or len(A.indptr) != A.shape[0] + 1 or len(A.indices) != len(A.data)
+            or len(A.indptr) != A.shape[0] + 1 or not len(A.indices) == len(A.data) == A.indptr[-1]
             or not A.has_canonical_format):  # SciPy's cached flag, else one O(nnz) sortedness check
         return None
     _check_finite(A.data)
