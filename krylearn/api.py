@@ -208,7 +208,7 @@ class _Progress:
 
     def __init__(self, system: LinearSystem, x: np.ndarray, tol: float) -> None:
         self.system, self.tol = system, tol
-        self.x, self.r = x, system.residual(x)
+        self.x, self.r = x, system.residual(x) if x.any() else system.b.astype(np.float64)  # A 0 = 0: no SpMV
         self.rnorm = _kernels.nrm2(self.r)
         self.attempts: list[dict] = []
 
