@@ -32,14 +32,18 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 
-# PETSc + petsc4py from source, in two steps, skipped when .venv already has them.
+# PETSc + petsc4py from source, in two steps, each skipped when .venv already has it.
 petsc: venv system
+	@if $(BIN)/python -c "import petsc" 2>/dev/null; then \
+	  echo "PETSc already built in $(VENV)"; \
+	else \
+	  PETSC_CONFIGURE_OPTIONS="--with-fc=0 --with-cuda=0 --with-debugging=0" \
+	    $(BIN)/pip install --no-cache-dir petsc==$(PETSC_VERSION); \
+	fi
 	@if $(BIN)/python -c "import petsc4py; petsc4py.init([]); from petsc4py import PETSc" 2>/dev/null; then \
 	  echo "petsc4py already built in $(VENV)"; \
 	else \
-	  PETSC_CONFIGURE_OPTIONS="--with-fc=0 --with-cuda=0 --with-debugging=0" \
-	    $(BIN)/pip install --no-cache-dir petsc==$(PETSC_VERSION) && \
-	  $(BIN)/pip install cython setuptools && \
+	  $(BIN)/pip install --upgrade cython setuptools wheel && \
 	  PETSC_DIR=$$($(BIN)/python -c "import petsc; print(petsc.get_petsc_dir())") \
 	    $(BIN)/pip install --no-cache-dir --no-build-isolation petsc4py==$(PETSC_VERSION); \
 	fi
