@@ -4,11 +4,13 @@
 // builds the Arnoldi relation A Z_k = V_{k+1} H_k with z_j = M^{-1} v_j. The
 // basis V is one contiguous n x (m+1) column-major block; each new vector is
 // orthogonalised by classical Gram-Schmidt applied twice (CGS2: h = V^T w,
-// w -= V h, repeated once with the correction added to h), every sweep being
-// one pass for all inner products and one for the update, so the basis is
-// streamed 3 times per step (the second sweep's inner products are fused with
-// the first update) instead of once per basis vector as in MGS. CGS2 keeps
-// ||I - V^T V|| at O(eps) independently of the conditioning of A M^{-1}.
+// w -= V h, then c = V^T w, w -= V c, h += c), each sweep one pass for all
+// inner products and one for the update, with the inner products of the
+// second sweep fused into the first update. The second update is skipped when
+// ||c|| <= 16 eps ||w|| (it would move w by less than its rounding; w is then
+// orthogonal to V to that level), so the basis is streamed 2 or 3 times per
+// step instead of once per basis vector with w re-read each time as in MGS.
+// CGS2 keeps ||I - V^T V|| at O(eps) whatever the conditioning of A M^{-1}.
 // Givens rotations reduce H_k to triangular form, so |g_k| is the residual
 // norm of min_y ||beta e_1 - H_k y|| = ||b - A (x + Z_k y)|| without forming it.
 // The cycle ends after m inner steps, on convergence of that estimate, on
@@ -155,6 +157,7 @@ KrylovResult gmres(const LinearOperator<T>& op, const LinearOperator<T>* M, cons
     auto v = [&](std::size_t i) { return V.data() + i * n; };
     auto h = [&](std::size_t i, std::size_t j) -> double& { return H[j * (m + 1) + i]; };
     const double happy_tol = std::numeric_limits<T>::epsilon();
+    const double negligible_correction = 16 * std::numeric_limits<T>::epsilon();  // relative ||c|| below which w -= V c is skipped
 
     A.residual(x, b, v(0));
     double beta = nrm2(v(0), n);
@@ -183,11 +186,16 @@ KrylovResult gmres(const LinearOperator<T>& op, const LinearOperator<T>* M, cons
 
             double* hj = &h(0, j);
             std::fill(hj, hj + m + 1, 0.0);
-            // CGS2: h = V^T w, w -= V h, then the same once more with the correction c.
+            // CGS2: h = V^T w, w -= V h and c = V^T w (fused), then w -= V c unless negligible.
             const double w0 = detail::norm_from_sumsq(gs.project(V.data(), j + 1, w, hj), w, n);
-            gs.subtract(V.data(), j + 1, hj, w, correction.data());
-            const double hn = detail::norm_from_sumsq(gs.subtract(V.data(), j + 1, correction.data(), w, nullptr), w, n);
-            for (std::size_t i = 0; i <= j; ++i) hj[i] += correction[i];
+            double ww = gs.subtract(V.data(), j + 1, hj, w, correction.data());
+            double cc = 0.0;
+            for (std::size_t i = 0; i <= j; ++i) cc += correction[i] * correction[i];
+            if (!(cc <= negligible_correction * negligible_correction * ww)) {
+                ww = gs.subtract(V.data(), j + 1, correction.data(), w, nullptr);
+                for (std::size_t i = 0; i <= j; ++i) hj[i] += correction[i];
+            }
+            const double hn = detail::norm_from_sumsq(ww, w, n);
             if (!std::isfinite(w0) || !std::isfinite(hn)) {
                 breakdown = true;
                 break;
