@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model2d", default="dcdm_2d")
     parser.add_argument("--model3d", default="dcdm_3d")
     parser.add_argument("--maxiter", type=int, default=5000, help="iteration limit of the PCG baselines")
-    parser.add_argument("--dcdm-maxiter", type=int, default=150, help="iteration limit of DCDM (one network call each)")
+    parser.add_argument("--dcdm-maxiter", type=int, default=100, help="iteration limit of DCDM (one network call each)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads for the network (default 1: on a loaded 2-core machine 2 threads are slower)")
     parser.add_argument("--output", default=None, help="results root (default $KRYLEARN_RESULTS or ./results)")
@@ -120,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         args.grids2d, args.grids3d, args.rtols = [32, 64], [16], [1e-4]
 
     torch.set_num_threads(args.threads)
-    models = {2: load_model(args.model2d), 3: load_model(args.model3d)}
     cases = [(2, g) for g in args.grids2d] + [(3, g) for g in args.grids3d]
+    models = {dim: load_model(args.model2d if dim == 2 else args.model3d) for dim in sorted({d for d, _ in cases})}
     rows = []
     for dim, size in progress(cases, "dcdm suite"):
         for scene, problem in _problems(dim, size):
