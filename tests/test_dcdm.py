@@ -298,3 +298,18 @@ def test_save_load_roundtrip(tmp_path):
     mask = torch.ones_like(r)
     assert torch.equal(model.eval()(r, mask), loaded(r, mask))
     assert loaded.config() == model.config()
+
+
+@pytest.mark.slow
+def test_bench_suite_quick_writes_rows(tmp_path):
+    from krylearn.bench import suite_dcdm
+
+    suite_dcdm.main(["--quick", "--dcdm-maxiter", "40", "--output", str(tmp_path)])
+    payload = json.loads((tmp_path / "dcdm" / "dcdm.json").read_text())
+    rows = payload["rows"]
+    assert {r["method"] for r in rows} == set(suite_dcdm.METHODS)
+    assert all(r["converged"] for r in rows if not r["method"].startswith("dcdm"))  # every PCG baseline converges
+    for r in rows:  # reported residuals are true residuals and agree with the converged flag
+        assert (r["rel_residual"] <= r["rtol"]) == r["converged"]
+    summary = json.loads((tmp_path / "dcdm" / "dcdm_summary.json").read_text())["rows"]
+    assert summary and all(s["iters/ic0"] > 0 for s in summary)
