@@ -62,7 +62,7 @@ def _mlp(n_in: int, width: int, n_out: int) -> nn.Sequential:
 class ICGNN(nn.Module):
     """Predicts (l_off, l_diag), the values of L on tril(A~)'s pattern."""
 
-    def __init__(self, width: int = 16, rounds: int = 3) -> None:
+    def __init__(self, width: int = 8, rounds: int = 3) -> None:
         super().__init__()
         if not 1 <= rounds <= 8 or not 2 <= width <= 256:
             raise ValueError(f"need 1 <= rounds <= 8 and 2 <= width <= 256, got rounds={rounds}, width={width}")

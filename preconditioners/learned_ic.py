@@ -59,10 +59,10 @@ def out_of_range_fraction(graph: FactorGraph, ranges: dict | None) -> float:
     (widened by 5% of its width) stored in the model metadata; 0.0 without ranges."""
     if not ranges or graph.n == 0:
         return 0.0
-    lo, hi = (torch.as_tensor(v, dtype=torch.float32) for v in ranges["node"])
+    lo, hi = (np.asarray(v, dtype=np.float32) for v in ranges["node"])
     margin = 0.05 * (hi - lo)
-    x = graph.node_features.cpu()
-    return float(((x < lo - margin) | (x > hi + margin)).any(dim=1).float().mean())
+    x = graph.node_features.detach().cpu().numpy()
+    return float(((x < lo - margin) | (x > hi + margin)).any(axis=1).mean())
 
 
 # ---------------------------------------------------------------- input graph
@@ -140,7 +140,7 @@ def factor_graph(A, device=None) -> tuple[FactorGraph, TrilPattern, float]:
     offdiag_abs = abs(scaled) @ ones - 1.0
     a_off, l0_off = tril.data[pattern.off_pos], L0.data[pattern.off_pos]
     l0_diag = L0.data[pattern.diag_pos]
-    as_t = lambda v: torch.as_tensor(np.ascontiguousarray(v), dtype=torch.float32, device=device)  # noqa: E731
+    as_t = lambda v: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)).to(device)  # noqa: E731
     graph = FactorGraph(
         n=scaled.shape[0],
         rows=torch.as_tensor(pattern.off_rows.astype(np.int64), device=device),
@@ -214,7 +214,7 @@ class LearnedIC(Preconditioner):
     name = "learned"
 
     def __init__(self, model: ICGNN, metadata: dict | None = None, device="cpu", threads: int = 1,
-                 ood_threshold: float = 0.5) -> None:
+                 ood_threshold: float = 0.25) -> None:
         super().__init__()
         self.threads = max(1, int(threads))
         self.ood_threshold = float(ood_threshold)
@@ -271,7 +271,7 @@ class LearnedIC(Preconditioner):
 
     @classmethod
     def fit(cls, matrices, *, validation=None, family: str = "custom", loss: str = "data", epochs: int = 20,
-            lr: float = 3e-3, width: int = 16, rounds: int = 3, seed: int = 0, device="cpu",
+            lr: float = 3e-3, width: int = 8, rounds: int = 3, seed: int = 0, device="cpu",
             show_progress: bool = False) -> LearnedIC:
         """Train a new model on the user's SPD ``matrices`` (see
         :func:`krylearn.preconditioners.learned_ic_train.train`); the training
@@ -285,21 +285,21 @@ class LearnedIC(Preconditioner):
     def predict_factor(self, A, dtype=np.float64, check_distribution: bool = False) -> sp.csr_array:
         """L (CSR, lower, positive diagonal last in each row) with M = L L^T ~ A.
         With ``check_distribution``, OutOfDistributionError when A is outside the training range."""
-        graph, pattern, _ = factor_graph(A, device=self.device)
-        if check_distribution:
-            fraction = out_of_range_fraction(graph, self.metadata.get("feature_ranges"))
-            if fraction > self.ood_threshold:
-                raise OutOfDistributionError(
-                    f"A is outside the training distribution of model {self.family!r} ({100 * fraction:.0f}% of "
-                    f"the rows have features outside its training range)")
         saved_threads = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
+            graph, pattern, _ = factor_graph(A, device=self.device)
+            if check_distribution:
+                fraction = out_of_range_fraction(graph, self.metadata.get("feature_ranges"))
+                if fraction > self.ood_threshold:
+                    raise OutOfDistributionError(
+                        f"A is outside the training distribution of model {self.family!r} ({100 * fraction:.0f}% "
+                        f"of the rows have features outside its training range)")
             with torch.inference_mode():
                 l_off, l_diag = self.model(graph)
+            L = pattern.assemble(l_off.cpu().numpy(), l_diag.cpu().numpy(), dtype=dtype)
         finally:
             torch.set_num_threads(saved_threads)
-        L = pattern.assemble(l_off.double().cpu().numpy(), l_diag.double().cpu().numpy(), dtype=dtype)
         if not np.all(np.isfinite(L.data)) or not np.all(L.data[pattern.diag_pos] > 0):
             raise FloatingPointError("the network produced a non-finite or non-positive factor")
         return L

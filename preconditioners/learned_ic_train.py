@@ -103,7 +103,7 @@ def validation_iterations(pc: LearnedIC, matrices, rtol: float = 1e-6, seed: int
 
 
 def train(matrices, *, validation=None, family: str = "custom", loss: str = "data", epochs: int = 20,
-          lr: float = 3e-3, width: int = 16, rounds: int = 3, seed: int = 0, device="cpu",
+          lr: float = 3e-3, width: int = 8, rounds: int = 3, seed: int = 0, device="cpu",
           show_progress: bool = False, n_pairs: int = 8, log=None) -> LearnedIC:
     """Train an :class:`ICGNN` on SPD ``matrices``; returns the :class:`LearnedIC` with the best
     validation epoch (the last epoch without ``validation``). The record (loss curve,
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--loss", default="data", choices=LOSSES)
     parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--width", type=int, default=16)
+    parser.add_argument("--width", type=int, default=8, help="hidden width (8 keeps inference cheap)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
