@@ -201,9 +201,9 @@ def test_full_grid_shape_and_krylearn_solve_dispatch():
     assert result.converged
     import krylearn
 
-    if hasattr(krylearn, "solve"):
-        via_solve = krylearn.solve(problem.A, problem.b, method="dcdm", grid=(20, 20), rtol=1e-8)
-        assert via_solve.converged and np.allclose(via_solve.x, result.x, rtol=1e-6, atol=1e-8)
+    via_solve = krylearn.solve(problem.A, problem.b, method="dcdm", grid=(20, 20), rtol=1e-8)
+    assert via_solve.converged and via_solve.method == "dcdm"
+    assert np.allclose(via_solve.x, result.x, rtol=1e-6, atol=1e-8)
 
 
 def test_shipped_weights_beat_cg_on_a_held_out_scene():
