@@ -49,11 +49,6 @@ class FactorGraph:
     node_features: torch.Tensor
     edge_features: torch.Tensor
 
-    def to(self, device=None, dtype=None) -> FactorGraph:
-        move = lambda t: t.to(device=device, dtype=dtype if t.is_floating_point() else None)  # noqa: E731
-        return FactorGraph(self.n, *(move(t) for t in (self.rows, self.cols, self.a_off, self.l0_off,
-                                                         self.l0_diag, self.node_features, self.edge_features)))
-
 
 def _mlp(n_in: int, width: int, n_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(n_in, width), nn.SiLU(), nn.Linear(width, n_out))
