@@ -43,7 +43,7 @@ petsc: venv system
 	@if $(BIN)/python -c "import petsc4py; petsc4py.init([]); from petsc4py import PETSc" 2>/dev/null; then \
 	  echo "petsc4py already built in $(VENV)"; \
 	else \
-	  $(BIN)/pip install --upgrade cython setuptools wheel && \
+	  $(BIN)/pip install --upgrade cython setuptools wheel numpy && \
 	  PETSC_DIR=$$($(BIN)/python -c "import petsc; print(petsc.get_petsc_dir())") \
 	    $(BIN)/pip install --no-cache-dir --no-build-isolation petsc4py==$(PETSC_VERSION); \
 	fi
