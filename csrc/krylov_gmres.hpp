@@ -44,6 +44,49 @@ namespace detail {
 // stream the matching block of every basis vector past it.
 constexpr std::size_t kGsBlock = 256;
 
+// p[i] += v_i[0:len) . w[0:len) for the k vectors v_i = v + i ld: four basis
+// vectors per pass over w, two rows per step (independent accumulators in a
+// fixed order, so the result is deterministic).
+template <class T>
+void add_block_dots(const T* v, std::size_t ld, std::size_t k, const T* w, std::size_t len, double* p) {
+    std::size_t i = 0;
+    for (; i + 4 <= k; i += 4) {
+        const T *v0 = v + i * ld, *v1 = v0 + ld, *v2 = v1 + ld, *v3 = v2 + ld;
+        double a0 = 0, b0 = 0, a1 = 0, b1 = 0, a2 = 0, b2 = 0, a3 = 0, b3 = 0;
+        std::size_t r = 0;
+        for (; r + 2 <= len; r += 2) {
+            const double w0 = double(w[r]), w1 = double(w[r + 1]);
+            a0 += double(v0[r]) * w0, b0 += double(v0[r + 1]) * w1;
+            a1 += double(v1[r]) * w0, b1 += double(v1[r + 1]) * w1;
+            a2 += double(v2[r]) * w0, b2 += double(v2[r + 1]) * w1;
+            a3 += double(v3[r]) * w0, b3 += double(v3[r + 1]) * w1;
+        }
+        if (r < len) {
+            const double w0 = double(w[r]);
+            a0 += double(v0[r]) * w0, a1 += double(v1[r]) * w0, a2 += double(v2[r]) * w0, a3 += double(v3[r]) * w0;
+        }
+        p[i] += a0 + b0, p[i + 1] += a1 + b1, p[i + 2] += a2 + b2, p[i + 3] += a3 + b3;
+    }
+    for (; i < k; ++i) p[i] += dot_range(v + i * ld, w, 0, len);
+}
+
+// acc[0:len) -= sum_i h_i v_i[0:len), four basis vectors per pass over acc.
+template <class T>
+void subtract_block(const T* v, std::size_t ld, std::size_t k, const double* h, double* acc, std::size_t len) {
+    std::size_t i = 0;
+    for (; i + 4 <= k; i += 4) {
+        const T *v0 = v + i * ld, *v1 = v0 + ld, *v2 = v1 + ld, *v3 = v2 + ld;
+        const double h0 = h[i], h1 = h[i + 1], h2 = h[i + 2], h3 = h[i + 3];
+        for (std::size_t r = 0; r < len; ++r)
+            acc[r] -= (h0 * double(v0[r]) + h1 * double(v1[r])) + (h2 * double(v2[r]) + h3 * double(v3[r]));
+    }
+    for (; i < k; ++i) {
+        const double hi = h[i];
+        const T* vi = v + i * ld;
+        for (std::size_t r = 0; r < len; ++r) acc[r] -= hi * double(vi[r]);
+    }
+}
+
 // Classical Gram-Schmidt against the k vectors v_i = V + i n (the columns of
 // the contiguous n x k basis), one sweep = two passes over V.
 // Deterministic: every chunk of kChunk rows (common.hpp) reduces its rows in a
@@ -57,7 +100,9 @@ public:
     // h[i] = v_i . w (i < k); returns w . w. One pass over w and V.
     double project(const T* V, std::size_t k, const T* w, double* h) {
         run_chunks(k, [&](std::size_t b, std::size_t e, double* p) {
-            for (std::size_t i = 0; i < k; ++i) p[i] = dot_range(V + i * n_, w, b, e);
+            std::fill(p, p + k, 0.0);
+            for (std::size_t sb = b; sb < e; sb += kGsBlock)
+                add_block_dots(V + sb, n_, k, w + sb, std::min(e, sb + kGsBlock) - sb, p);
             p[k] = dot_range(w, w, b, e);
         });
         return reduce(k, h);
@@ -73,14 +118,9 @@ public:
                 const std::size_t len = std::min(e, sb + kGsBlock) - sb;
                 T* ws = w + sb;
                 for (std::size_t r = 0; r < len; ++r) acc[r] = double(ws[r]);
-                for (std::size_t i = 0; i < k; ++i) {
-                    const double hi = h[i];
-                    const T* v = V + i * n_ + sb;
-                    for (std::size_t r = 0; r < len; ++r) acc[r] -= hi * double(v[r]);
-                }
+                subtract_block(V + sb, n_, k, h, acc, len);
                 for (std::size_t r = 0; r < len; ++r) ws[r] = T(acc[r]);
-                if (h_next)
-                    for (std::size_t i = 0; i < k; ++i) p[i] += dot_range(V + i * n_ + sb, ws, 0, len);
+                if (h_next) add_block_dots(V + sb, n_, k, ws, len, p);
                 p[k] += dot_range(ws, ws, 0, len);
             }
         });
