@@ -5,8 +5,11 @@
 //            z = M^{-1} r;  beta = r.z_new / r.z_old;  p = z + beta p
 //
 // Per iteration without M: one fused SpMV+dot pass (q = A p, p.q) when A is a
-// CSR matrix, one fused pass updating x and r and reducing r.r, and one
-// p = r + beta p reducing p.p. No allocation inside the loop.
+// CSR matrix, one pass r -= alpha q reducing r.r, and one pass
+// p = r + beta p reducing p.p that also applies the previous step x += alpha p
+// (x lags one step behind unless a callback needs every iterate; it is brought
+// up to date before any exit, so the results equal those of eager updates).
+// No allocation inside the loop.
 // info -1 when p.Ap <= 0 or p.Ap / p.p <= eps max_k(p_k.Ap_k / p_k.p_k)
 // (A not SPD, or singular along p), -2 when r.z <= 0 (M not SPD), -3 on
 // non-finite values; x then holds the last iterate.
@@ -45,8 +48,17 @@ KrylovResult cg(const Op& A, const LinearOperator<T>* M, const T* b, T* x, const
     bool restart = true;           // next direction is p = z
     double rz_old = 0.0, max_rayleigh = 0.0;
     const double eps = std::numeric_limits<T>::epsilon();
+    const bool eager_x = static_cast<bool>(hooks.on_iterate);  // the callback sees every x_k
+    double lag = 0.0;  // x_k = x + lag p (the step not yet applied)
+    // Applies the pending step; false if it would overflow x.
+    auto catch_up = [&] {
+        const double a = std::exchange(lag, 0.0);
+        return a == 0.0 || update_iterate(x, a, p, 0.0, static_cast<const T*>(nullptr), n, scratch);
+    };
+    auto finish = [&](int info) { return mon.finish(catch_up() ? info : int(kBreakdown)); };
     while (true) {
         if (mon.meets(rnorm)) {
+            if (!catch_up()) return mon.finish(kBreakdown);
             if (residual_is_true) return mon.finish(kConverged);
             A.residual(x, b, q);
             const double true_norm = nrm2(q, n);
@@ -58,40 +70,51 @@ KrylovResult cg(const Op& A, const LinearOperator<T>* M, const T* b, T* x, const
             rnorm = true_norm;
             residual_is_true = restart = true;
         }
-        if (mon.exhausted()) return mon.finish_not_converged();
+        if (mon.exhausted()) return catch_up() ? mon.finish_not_converged() : mon.finish(kBreakdown);
 
         double rz = rr;
         if (M) {
             M->apply(r, z);
             rz = dot(r, z, n);
-            if (!std::isfinite(rz)) return mon.finish(kBreakdown);
-            if (rz <= 0.0) return mon.finish(kPreconditionerNotSpd);
+            if (!std::isfinite(rz)) return finish(kBreakdown);
+            if (rz <= 0.0) return finish(kPreconditionerNotSpd);
         }
         double pp;
         if (restart) {
+            if (!catch_up()) return mon.finish(kBreakdown);
             copy(z, p, n);
             pp = dot(p, p, n);
         } else {
-            pp = update_direction(z, rz / rz_old, p, n);
+            bool x_ok = true;
+            pp = update_direction(z, rz / rz_old, p, n, lag != 0.0 ? x : nullptr, lag, &scratch, &x_ok);
+            lag = 0.0;
+            if (!x_ok) return mon.finish(kBreakdown);
         }
         restart = false;
 
         const double pq = A.apply_dot(p, q);
-        if (std::isnan(pq) || std::isinf(pq)) return mon.finish(kBreakdown);
+        if (std::isnan(pq) || std::isinf(pq)) return finish(kBreakdown);
         // p.Ap <= 0, or a Rayleigh quotient at rounding level of the largest
         // one seen (A singular along p: CG would only amplify noise).
-        if (pq <= 0.0 || pq <= eps * max_rayleigh * pp) return mon.finish(kOperatorNotSpd);
+        if (pq <= 0.0 || pq <= eps * max_rayleigh * pp) return finish(kOperatorNotSpd);
         max_rayleigh = std::max(max_rayleigh, pq / pp);
         const double alpha = rz / pq;
-        if (!detail::finite_value(T(alpha))) return mon.finish(kBreakdown);
+        if (!detail::finite_value(T(alpha))) return finish(kBreakdown);
 
-        bool x_ok = true;
-        rr = cg_update(alpha, p, q, x, r, n, scratch, &x_ok);
+        rr = axpy_norm(alpha, q, r, n, static_cast<const T*>(nullptr), nullptr, scratch);  // r -= alpha q
         rnorm = detail::norm_from_sumsq(rr, r, n);
         residual_is_true = false;
         rz_old = rz;
-        mon.record_iteration(rnorm, x);
-        if (!x_ok || !std::isfinite(rnorm)) return mon.finish(kBreakdown);
+        lag = alpha;
+        const bool x_ok = !eager_x || catch_up();
+        try {
+            mon.record_iteration(rnorm, x);
+        } catch (...) {  // an interrupt or a raising callback: leave x at the last iterate
+            catch_up();
+            throw;
+        }
+        if (!x_ok) return mon.finish(kBreakdown);
+        if (!std::isfinite(rnorm)) return finish(kBreakdown);
     }
 }
 

@@ -241,61 +241,41 @@ struct ReductionScratch {
     }
 };
 
-// CG update: x += alpha p, r -= alpha q; returns r . r (the new r). Sets
-// *x_ok = false if a step of x would overflow (x then stays finite).
+// CG direction update p = z + beta p, returning p . p (the new p). When x is
+// given, the step of the previous iteration is applied in the same pass:
+// x += alpha p with the old p (CG keeps x one step behind, which saves a
+// separate pass reading p); *x_ok = false if a step of x would overflow (x
+// then stays finite). x_i and p_i get exactly the values of two separate
+// passes.
 template <class T>
-double cg_update(double alpha, const T* p, const T* q, T* x, T* r, std::size_t n, ReductionScratch& s,
-                 bool* x_ok) {
-    const T a = T(alpha);
-    unsigned char* ovf = s.overflow.data();
-    const double rr = chunked_sum(n, [=](std::size_t b, std::size_t e) {
-        double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+double update_direction(const T* z, double beta, T* p, std::size_t n, T* x = nullptr, double alpha = 0.0,
+                        ReductionScratch* s = nullptr, bool* x_ok = nullptr) {
+    const T tb = T(beta), ta = T(alpha);
+    unsigned char* ovf = x ? s->overflow.data() : nullptr;
+    const double pp = chunked_sum(n, [=](std::size_t b, std::size_t e) {
+        double s0 = 0.0, s1 = 0.0;
         bool ok = true;
         std::size_t i = b;
-        for (; i + 4 <= e; i += 4) {
-            ok &= detail::add_finite(x[i], a * p[i]);
-            ok &= detail::add_finite(x[i + 1], a * p[i + 1]);
-            ok &= detail::add_finite(x[i + 2], a * p[i + 2]);
-            ok &= detail::add_finite(x[i + 3], a * p[i + 3]);
-            const T r0 = r[i] - a * q[i], r1 = r[i + 1] - a * q[i + 1];
-            const T r2 = r[i + 2] - a * q[i + 2], r3 = r[i + 3] - a * q[i + 3];
-            r[i] = r0, r[i + 1] = r1, r[i + 2] = r2, r[i + 3] = r3;
-            s0 += double(r0) * double(r0);
-            s1 += double(r1) * double(r1);
-            s2 += double(r2) * double(r2);
-            s3 += double(r3) * double(r3);
-        }
-        for (; i < e; ++i) {
-            ok &= detail::add_finite(x[i], a * p[i]);
-            r[i] -= a * q[i];
-            s0 += double(r[i]) * double(r[i]);
-        }
-        ovf[b / kChunk] = !ok;
-        return (s0 + s1) + (s2 + s3);
-    });
-    *x_ok = !s.any_overflow(n);
-    return rr;
-}
-
-// p = z + beta p; returns p . p (the new p).
-template <class T>
-double update_direction(const T* z, double beta, T* p, std::size_t n) {
-    const T tb = T(beta);
-    return chunked_sum(n, [=](std::size_t b, std::size_t e) {
-        double s0 = 0.0, s1 = 0.0;
-        std::size_t i = b;
-        for (; i + 2 <= e; i += 2) {
+        for (; i + 2 <= e; i += 2) {  // the x test is loop-invariant (unswitched by the compiler)
+            if (x) {
+                ok &= detail::add_finite(x[i], ta * p[i]);
+                ok &= detail::add_finite(x[i + 1], ta * p[i + 1]);
+            }
             const T p0 = z[i] + tb * p[i], p1 = z[i + 1] + tb * p[i + 1];
             p[i] = p0, p[i + 1] = p1;
             s0 += double(p0) * double(p0);
             s1 += double(p1) * double(p1);
         }
         for (; i < e; ++i) {
+            if (x) ok &= detail::add_finite(x[i], ta * p[i]);
             p[i] = z[i] + tb * p[i];
             s0 += double(p[i]) * double(p[i]);
         }
+        if (x) ovf[b / kChunk] = !ok;
         return s0 + s1;
     });
+    if (x) *x_ok = !s->any_overflow(n);
+    return pp;
 }
 
 // x += a u + c w (c may be 0 with w unread when w == nullptr); false if a step
