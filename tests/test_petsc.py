@@ -242,3 +242,15 @@ def test_one_and_two_ranks_agree(name):
         assert run["reason"] > 0 and run["true_rel_residual"] <= 1e-8 * 1.001
     # both solve A x = b to rtol 1e-8: the solutions agree to the conditioning times that
     assert abs(one["xnorm"] - two["xnorm"]) <= 1e-5 * one["xnorm"]
+
+
+def test_complex_petsc_build_is_a_clear_error(monkeypatch):
+    class ComplexBuild:
+        ScalarType = np.complex128
+
+    A = petsc_mat(poisson2d(4))
+    monkeypatch.setattr(kpetsc, "PETSc", ComplexBuild)
+    with pytest.raises(NotImplementedError, match="real PETSc build"):
+        kpetsc.local_block_csr(A)  # what every krylearn PC's setUp calls first
+    with pytest.raises(NotImplementedError, match="real PETSc build"):
+        kpetsc.solve(A, np.ones(16))
