@@ -56,65 +56,67 @@ KrylovResult cg(const Op& A, const LinearOperator<T>* M, const T* b, T* x, const
         return a == 0.0 || update_iterate(x, a, p, 0.0, static_cast<const T*>(nullptr), n, scratch);
     };
     auto finish = [&](int info) { return mon.finish(catch_up() ? info : int(kBreakdown)); };
-    while (true) {
-        if (mon.meets(rnorm)) {
-            if (!catch_up()) return mon.finish(kBreakdown);
-            if (residual_is_true) return mon.finish(kConverged);
-            A.residual(x, b, q);
-            const double true_norm = nrm2(q, n);
-            const auto verdict = mon.judge_true_residual(true_norm);
-            if (verdict != TrueResidualVerdict::restart) return mon.finish(verdict);
-            std::swap(r, q);
-            if (!M) z = r;
-            rr = dot(r, r, n);
-            rnorm = true_norm;
-            residual_is_true = restart = true;
-        }
-        if (mon.exhausted()) return catch_up() ? mon.finish_not_converged() : mon.finish(kBreakdown);
+    // A raising operator, preconditioner, callback or interrupt leaves x at the
+    // last iterate.
+    try {
+        while (true) {
+            if (mon.meets(rnorm)) {
+                if (!catch_up()) return mon.finish(kBreakdown);
+                if (residual_is_true) return mon.finish(kConverged);
+                A.residual(x, b, q);
+                const double true_norm = nrm2(q, n);
+                const auto verdict = mon.judge_true_residual(true_norm);
+                if (verdict != TrueResidualVerdict::restart) return mon.finish(verdict);
+                std::swap(r, q);
+                if (!M) z = r;
+                rr = dot(r, r, n);
+                rnorm = true_norm;
+                residual_is_true = restart = true;
+            }
+            if (mon.exhausted()) return catch_up() ? mon.finish_not_converged() : mon.finish(kBreakdown);
 
-        double rz = rr;
-        if (M) {
-            M->apply(r, z);
-            rz = dot(r, z, n);
-            if (!std::isfinite(rz)) return finish(kBreakdown);
-            if (rz <= 0.0) return finish(kPreconditionerNotSpd);
-        }
-        double pp;
-        if (restart) {
-            if (!catch_up()) return mon.finish(kBreakdown);
-            copy(z, p, n);
-            pp = dot(p, p, n);
-        } else {
-            bool x_ok = true;
-            pp = update_direction(z, rz / rz_old, p, n, lag != 0.0 ? x : nullptr, lag, &scratch, &x_ok);
-            lag = 0.0;
-            if (!x_ok) return mon.finish(kBreakdown);
-        }
-        restart = false;
+            double rz = rr;
+            if (M) {
+                M->apply(r, z);
+                rz = dot(r, z, n);
+                if (!std::isfinite(rz)) return finish(kBreakdown);
+                if (rz <= 0.0) return finish(kPreconditionerNotSpd);
+            }
+            double pp;
+            if (restart) {
+                if (!catch_up()) return mon.finish(kBreakdown);
+                copy(z, p, n);
+                pp = dot(p, p, n);
+            } else {
+                bool x_ok = true;
+                pp = update_direction(z, rz / rz_old, p, n, lag != 0.0 ? x : nullptr, lag, &scratch, &x_ok);
+                lag = 0.0;
+                if (!x_ok) return mon.finish(kBreakdown);
+            }
+            restart = false;
 
-        const double pq = A.apply_dot(p, q);
-        if (std::isnan(pq) || std::isinf(pq)) return finish(kBreakdown);
-        // p.Ap <= 0, or a Rayleigh quotient at rounding level of the largest
-        // one seen (A singular along p: CG would only amplify noise).
-        if (pq <= 0.0 || pq <= eps * max_rayleigh * pp) return finish(kOperatorNotSpd);
-        max_rayleigh = std::max(max_rayleigh, pq / pp);
-        const double alpha = rz / pq;
-        if (!detail::finite_value(T(alpha))) return finish(kBreakdown);
+            const double pq = A.apply_dot(p, q);
+            if (std::isnan(pq) || std::isinf(pq)) return finish(kBreakdown);
+            // p.Ap <= 0, or a Rayleigh quotient at rounding level of the largest
+            // one seen (A singular along p: CG would only amplify noise).
+            if (pq <= 0.0 || pq <= eps * max_rayleigh * pp) return finish(kOperatorNotSpd);
+            max_rayleigh = std::max(max_rayleigh, pq / pp);
+            const double alpha = rz / pq;
+            if (!detail::finite_value(T(alpha))) return finish(kBreakdown);
 
-        rr = axpy_norm(alpha, q, r, n, static_cast<const T*>(nullptr), nullptr, scratch);  // r -= alpha q
-        rnorm = detail::norm_from_sumsq(rr, r, n);
-        residual_is_true = false;
-        rz_old = rz;
-        lag = alpha;
-        const bool x_ok = !eager_x || catch_up();
-        try {
+            rr = axpy_norm(alpha, q, r, n, static_cast<const T*>(nullptr), nullptr, scratch);  // r -= alpha q
+            rnorm = detail::norm_from_sumsq(rr, r, n);
+            residual_is_true = false;
+            rz_old = rz;
+            lag = alpha;
+            const bool x_ok = !eager_x || catch_up();
             mon.record_iteration(rnorm, x);
-        } catch (...) {  // an interrupt or a raising callback: leave x at the last iterate
-            catch_up();
-            throw;
+            if (!x_ok) return mon.finish(kBreakdown);
+            if (!std::isfinite(rnorm)) return finish(kBreakdown);
         }
-        if (!x_ok) return mon.finish(kBreakdown);
-        if (!std::isfinite(rnorm)) return finish(kBreakdown);
+    } catch (...) {
+        catch_up();
+        throw;
     }
 }
 
