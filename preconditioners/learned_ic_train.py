@@ -171,7 +171,7 @@ def train(matrices, *, validation=None, family: str = "custom", loss: str = "dat
 
 
 def main(argv: list[str] | None = None) -> int:
-    from krylearn.bench.spd_families import FAMILIES, TRAINING_FAMILIES, make_matrix
+    from krylearn.bench.spd_families import TRAINING_FAMILIES, make_matrix
 
     parser = argparse.ArgumentParser(prog="krylearn train learned-ic",
                                      description="Train the learned incomplete-Cholesky GNN on a problem family.")
