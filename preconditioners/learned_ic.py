@@ -71,7 +71,7 @@ class TrilPattern:
 
     def __init__(self, tril: sp.csr_array, sqrt_diag: np.ndarray) -> None:
         self.indptr, self.indices, self.shape = tril.indptr, tril.indices, tril.shape
-        rows = np.repeat(np.arange(tril.shape[0]), np.diff(tril.indptr))
+        rows = _row_indices(tril)
         is_diag = rows == tril.indices
         self.diag_pos, self.off_pos = np.flatnonzero(is_diag), np.flatnonzero(~is_diag)
         self.off_rows, self.off_cols = rows[self.off_pos], tril.indices[self.off_pos]
@@ -114,22 +114,38 @@ def _ic0_values(scaled: sp.csr_array) -> tuple[sp.csr_array, float]:
     return sp.csr_array((np.asarray(L.data), np.asarray(L.indices), np.asarray(L.indptr)), shape=scaled.shape), shift
 
 
+def _row_indices(csr: sp.csr_array) -> np.ndarray:
+    """Row index of every stored entry of a CSR matrix."""
+    return np.repeat(np.arange(csr.shape[0], dtype=csr.indices.dtype), np.diff(csr.indptr))
+
+
 def jacobi_scaled(A) -> tuple[sp.csr_array, np.ndarray]:
-    """(A~ = D^{-1/2} A D^{-1/2} with an exact unit diagonal, sqrt(diag A)) for SPD ``A``."""
+    """(A~ = D^{-1/2} A D^{-1/2} with an exact unit diagonal, sqrt(diag A)) for SPD ``A``
+    (sorted indices, exact zeros dropped)."""
     csr = as_csr(A, dtype=np.float64)
     check_spd_input(csr)
     sqrt_diag = np.sqrt(csr.diagonal())
-    scaled = sp.csr_array(sp.diags_array(1.0 / sqrt_diag) @ csr @ sp.diags_array(1.0 / sqrt_diag))
-    scaled.sort_indices()
-    scaled.setdiag(1.0)
+    inv_sqrt = 1.0 / sqrt_diag
+    rows = _row_indices(csr)
+    data = csr.data * inv_sqrt[rows] * inv_sqrt[csr.indices]
+    data[rows == csr.indices] = 1.0
+    scaled = sp.csr_array((data, csr.indices, csr.indptr), shape=csr.shape)  # as_csr made a sorted copy
+    scaled.eliminate_zeros()
     return scaled, sqrt_diag
+
+
+def lower_triangle(csr: sp.csr_array) -> sp.csr_array:
+    """tril(A) (diagonal included) of a CSR matrix with sorted indices, keeping them sorted."""
+    keep = csr.indices <= _row_indices(csr)
+    kept_before = np.concatenate(([0], np.cumsum(keep)))
+    return sp.csr_array((csr.data[keep], csr.indices[keep], kept_before[csr.indptr].astype(csr.indptr.dtype)),
+                        shape=csr.shape)
 
 
 def factor_graph(A, device=None) -> tuple[FactorGraph, TrilPattern, float]:
     """The network's input for SPD ``A``: (graph in float32, tril pattern, IC(0) shift of A~)."""
     scaled, sqrt_diag = jacobi_scaled(A)
-    tril = sp.csr_array(sp.tril(scaled, format="csr"))
-    tril.sort_indices()
+    tril = lower_triangle(scaled)
     L0, shift = _ic0_values(scaled)
     if L0.nnz != tril.nnz or not np.array_equal(L0.indices, tril.indices):
         raise RuntimeError("IC(0) factor does not have tril(A)'s pattern")  # kernel contract violated
@@ -137,7 +153,7 @@ def factor_graph(A, device=None) -> tuple[FactorGraph, TrilPattern, float]:
     ones = np.ones(scaled.shape[0])
     rowsum = scaled @ ones
     rho = L0 @ (L0.T @ ones) - rowsum
-    offdiag_abs = abs(scaled) @ ones - 1.0
+    offdiag_abs = np.add.reduceat(np.abs(scaled.data), scaled.indptr[:-1]) - 1.0  # every row has a diagonal
     a_off, l0_off = tril.data[pattern.off_pos], L0.data[pattern.off_pos]
     l0_diag = L0.data[pattern.diag_pos]
     as_t = lambda v: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)).to(device)  # noqa: E731
