@@ -88,17 +88,29 @@ MPI_CONFIGURATIONS = {
 }
 
 
-def _mpi_rows(grid: int, rtol: float) -> list[dict]:
+def run_example(ranks: int, args: list[str], *, threads: int | None = None,
+                timeout: float = 1800) -> tuple[subprocess.CompletedProcess, dict[str, str]]:
+    """Run ``examples/petsc_poisson.py`` under ``mpiexec -n ranks`` and parse its
+    ``key=value`` summary line. The caller's MPI singleton variables (set when
+    petsc4py initialised MPI in this process) are kept out of mpiexec's
+    environment; ``threads`` sets OMP_NUM_THREADS per rank."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMIX_", "PRTE_", "OPAL_"))}
-    env["OMP_NUM_THREADS"] = "1"  # one thread per rank: the ranks are the parallelism being measured
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
+    command = ["mpiexec", "--allow-run-as-root", "--oversubscribe", "-n", str(ranks), sys.executable, str(EXAMPLE),
+               *args]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout,
+                          cwd=EXAMPLE.parents[1])
+    return done, dict(re.findall(r"(\w+)=([-+\w.]+)", done.stdout))
+
+
+def _mpi_rows(grid: int, rtol: float) -> list[dict]:
     rows = []
     jobs = [(name, ranks) for name in MPI_CONFIGURATIONS for ranks in (1, 2)]
     for name, ranks in progress(jobs, f"petsc: MPI {grid}^2"):
-        command = ["mpiexec", "--allow-run-as-root", "--oversubscribe", "-n", str(ranks), sys.executable, str(EXAMPLE),
-                   "-m", str(grid), "-ksp_rtol", str(rtol), "-ksp_norm_type", "unpreconditioned",
-                   *MPI_CONFIGURATIONS[name]]
-        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800)
-        fields = dict(re.findall(r"(\w+)=([-+\w.]+)", done.stdout))
+        # one thread per rank: the ranks are the parallelism being measured
+        done, fields = run_example(ranks, ["-m", str(grid), "-ksp_rtol", str(rtol), "-ksp_norm_type",
+                                           "unpreconditioned", *MPI_CONFIGURATIONS[name]], threads=1)
         if done.returncode != 0 or "iterations" not in fields:
             rows.append({"config": name, "ranks": ranks, "n": grid * grid, "error": (done.stderr or done.stdout)[-300:]})
             continue

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +12,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as sla
 
 from krylearn.bench.problems import poisson2d
+from krylearn.bench.suite_petsc import run_example
 
 if os.environ.get("CI"):
     from petsc4py import PETSc  # CI installs PETSc: a missing petsc4py is a failure there, not a skip
@@ -215,13 +213,8 @@ def test_dcdm_pc_under_flexible_cg_from_options():
 # --------------------------------------------------------------------------- MPI: 1 vs 2 ranks
 
 def _mpiexec(nranks: int, *args: str) -> dict[str, float]:
-    command = ["mpiexec", "--allow-run-as-root", "--oversubscribe", "-n", str(nranks), sys.executable,
-               str(ROOT / "examples" / "petsc_poisson.py"), *args]
-    # This process initialised MPI (petsc4py): its singleton's variables must not leak into mpiexec.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMIX_", "PRTE_", "OPAL_"))}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    done, fields = run_example(nranks, list(args), timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
-    fields = dict(re.findall(r"(\w+)=([-+\w.]+)", done.stdout))
     return {key: float(fields[key]) for key in ("reason", "iterations", "true_rel_residual", "xnorm")}
 
 
