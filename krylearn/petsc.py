@@ -83,8 +83,8 @@ class _LocalBlockPC:
     def apply(self, pc, x, y) -> None:
         if self.preconditioner is None:
             raise RuntimeError(f"{type(self).__name__}: apply() called before setUp(); call KSPSetUp/PCSetUp first")
-        r = x.getArray(readonly=True)
-        y.getArray()[:] = self.preconditioner.apply(np.asarray(r, dtype=np.float64))
+        # z = M^{-1} r written straight into y's local array (real PetscScalar = float64): no temporary per apply
+        self.preconditioner.apply(x.getArray(readonly=True), out=y.getArray())
 
     def view(self, pc, viewer) -> None:
         viewer.printfASCII(f"  krylearn {type(self).__name__}: {self.describe()}\n")
