@@ -6,9 +6,11 @@ namespace py = pybind11;
 
 void bind_core(py::module_& m);    // bind_core.cpp: CSR, BLAS-1, relaxation, factorizations, preconditioners
 void bind_krylov(py::module_& m);  // bind_krylov.cpp: CG, GMRES/FGMRES, BiCGStab, MINRES loops
+void bind_recycling(py::module_& m);  // bind_recycling.cpp: the GCRO-DR Arnoldi cycle
 
 PYBIND11_MODULE(_kernels, m) {
     m.doc() = "krylearn native kernels: CSR SpMV, BLAS-1, SOR/SSOR, IC(0)/ILU(0), Krylov loops.";
     bind_core(m);
     bind_krylov(m);
+    bind_recycling(m);
 }

@@ -4,12 +4,16 @@ Two methods, both carrying a k-dimensional recycle space from one solve (and
 one restart cycle) to the next:
 
 - GCRO-DR (Parks, de Sturler, Mackey, Johnson, Maiti, SISC 2006) for general
-  matrices: GMRES(m) on the right-preconditioned operator B = A M^{-1},
-  augmented with U (n x k), C = B U orthonormal. Each cycle runs m - k Arnoldi
-  steps of (I - C C^T) B, minimises the residual over range([U, V]) and
-  replaces U by the k harmonic Ritz vectors of B in that space. When the
-  matrix changes, C = B_new U is recomputed (k operator applications) and
-  re-orthonormalised by a pivoted QR that drops dependent columns.
+  matrices, right-preconditioned: U (n x k) lives in the solution space and
+  C = A U is orthonormal, so x moves along range(U) directly and U survives a
+  change of both A and M. Each cycle runs m - k Arnoldi steps of
+  (I - C C^T) A M^{-1} (native loop: ``_kernels.gcrodr_arnoldi``, CGS with a
+  DGKS second pass against [C, V] by BLAS dgemv, z_j = M^{-1} v_j kept as in
+  flexible GMRES), minimises ||b - A x|| over x + range([U, Z]) and replaces
+  U by the k harmonic Ritz vectors of the cycle (one small dense eigenproblem
+  and three O(n k m) BLAS-3 products). When the matrix changes, C = A_new U
+  (k SpMVs, no preconditioner) is re-orthonormalised by Cholesky QR that
+  drops dependent columns.
 - Recycled (deflated) PCG (Saad, Yeung, Erhel, Guyomarc'h, SISC 2000) for SPD
   matrices: W (n x k, A-orthonormal) is removed from every direction,
   p <- z + beta p - W (AW)^T z, and after each solve W is refreshed from
@@ -18,9 +22,7 @@ one restart cycle) to the next:
 
 With k = 0 both reduce to plain GMRES(m) / PCG (same iterations). The matrix
 products use the native CSR SpMV (``krylearn._kernels``) and the native
-preconditioners; the basis lives in one preallocated Fortran-ordered
-(n, m + 1) block so Gram-Schmidt is BLAS-2: classical Gram-Schmidt with a
-second pass whenever the first one cancelled (CGS2 with the DGKS criterion).
+preconditioners.
 """
 from __future__ import annotations
 
@@ -30,14 +32,17 @@ from collections.abc import Callable
 
 import numpy as np
 import scipy.linalg as sla
+from scipy.linalg import lapack
 import scipy.sparse as sp
 
+from krylearn import _kernels
 from krylearn._validation import as_csr, as_kernel_matrix, check_maxiter, check_tolerances, check_vector
 from krylearn.preconditioners import Preconditioner, make_preconditioner
 from krylearn.result import SolveResult
 
 _RANK_TOL = 1e-10  # relative size of an R diagonal below which a recycled direction is dropped
-_REORTH = 0.7071067811865476  # second Gram-Schmidt pass when ||w|| dropped below 1/sqrt(2) of ||A z|| (DGKS)
+_CHOLQR_PIVOT_TOL = 1e-14  # Cholesky QR: pivots of G^T G below this fraction of the largest are dependent
+_ARNOLDI_STEPS, _ARNOLDI_BREAKDOWN = 0, -1  # stop codes of _kernels.gcrodr_arnoldi (csrc/recycling.hpp)
 
 
 class _Operator:
@@ -46,19 +51,21 @@ class _Operator:
     def __init__(self, csr: sp.csr_array, M) -> None:
         self.csr = csr
         self.n = self.csr.shape[0]
-        self._kernel = as_kernel_matrix(self.csr)
+        self.kernel = as_kernel_matrix(self.csr)
         if isinstance(M, Preconditioner):
             self.pc = M.setup(self.csr, dtype=np.float64)
         else:
             self.pc = make_preconditioner(M, self.csr, dtype=np.float64)
         self.pc_name = "none" if self.pc is None else getattr(self.pc, "name", type(self.pc).__name__)
         self._native_pc = None if self.pc is None else self.pc.native
+        # what the native Arnoldi loop applies: the native object, else a callable (GIL re-acquired)
+        self.loop_pc = self._native_pc if self.pc is None or self._native_pc is not None else self._apply_python
 
     def matvec(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """A x (x must be C-contiguous float64)."""
         if out is None:
             out = np.empty(self.n)
-        return self._kernel.matvec(x, out)
+        return self.kernel.matvec(x, out)
 
     def precondition(self, r: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """M^{-1} r; returns r itself (no copy) without a preconditioner."""
@@ -70,6 +77,9 @@ class _Operator:
             self._native_pc.apply(r, out)
             return out
         return self.pc.apply(r, out=out)
+
+    def _apply_python(self, r: np.ndarray) -> np.ndarray:
+        return self.pc.apply(r)
 
     def residual(self, b: np.ndarray, x: np.ndarray) -> np.ndarray:
         return b - self.matvec(x)
@@ -86,28 +96,50 @@ def _real_eigvec_basis(vecs: np.ndarray, vals: np.ndarray, k: int, keep: str) ->
     mags = np.where(finite, np.abs(vals), np.inf)
     order = np.argsort(mags if keep == "smallest" else -np.where(finite, mags, -np.inf), kind="stable")
     cols: list[np.ndarray] = []
-    used = np.zeros(len(vals), dtype=bool)
     for i in order:
         if len(cols) >= k or not finite[i]:
             break
-        if used[i]:
+        if vals[i].imag < 0:  # one member of a conjugate pair (real matrices have both) spans the real plane
             continue
-        used[i] = True
         v = vecs[:, i]
-        if abs(vals[i].imag) > 0 and np.any(v.imag):
-            # mark the conjugate partner as used: it spans the same real plane
-            partner = np.flatnonzero(~used & finite & np.isclose(vals, np.conj(vals[i])))
-            used[partner[:1]] = True
-            cols.append(v.real)
-            if len(cols) < k:
-                cols.append(v.imag)
-        else:
-            cols.append(v.real)
+        cols.append(v.real)
+        if vals[i].imag > 0 and len(cols) < k:
+            cols.append(v.imag)
     if not cols:
         return np.zeros((vecs.shape[0], 0))
     Q, R = np.linalg.qr(np.column_stack(cols))
     d = np.abs(np.diag(R))
     return Q[:, d > _RANK_TOL * max(d.max(), np.finfo(float).tiny)]
+
+
+def _cholesky_qr(G: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """G[:, piv] = Q R by pivoted Cholesky of G^T G, applied twice (CholQR2); None if it fails.
+
+    Two BLAS-3 passes instead of Householder's many BLAS-2 ones; columns whose
+    pivot falls below ``_CHOLQR_PIVOT_TOL`` of the largest (R_ii below ~1e-7
+    R_00) are dropped as dependent, and the second pass restores
+    orthonormality to rounding level for the remaining ones.
+    """
+    S = G.T @ G
+    scale = float(np.max(np.diag(S), initial=0.0))
+    if not scale > 0.0:
+        return None
+    L, piv, rank, info = lapack.dpstrf(S, tol=_CHOLQR_PIVOT_TOL * scale, lower=1)
+    if info < 0 or rank == 0:
+        return None
+    piv = piv[:rank] - 1
+    R = np.triu(L[:rank, :rank].T)
+    Q = G[:, piv] @ _triangular_inverse(R)
+    try:
+        R2 = sla.cholesky(Q.T @ Q, lower=False, check_finite=False)
+    except np.linalg.LinAlgError:
+        return None
+    return np.asfortranarray(Q @ _triangular_inverse(R2)), R2 @ R, piv
+
+
+def _triangular_inverse(R: np.ndarray) -> np.ndarray:
+    """R^{-1} for a small upper-triangular R (then applied to n-row blocks by one gemm, faster than trsm)."""
+    return sla.solve_triangular(R, np.eye(R.shape[0]), check_finite=False)
 
 
 def _pivoted_basis(C: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -116,14 +148,6 @@ def _pivoted_basis(C: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     d = np.abs(np.diag(R))
     rank = int(np.sum(d > _RANK_TOL * d[0])) if d.size and d[0] > 0 else 0
     return Q[:, :rank], R[:rank, :rank], piv[:rank]
-
-
-def _givens(a: float, b: float) -> tuple[float, float, float]:
-    """c, s, rho with [c s; -s c] [a; b] = [rho; 0]."""
-    if b == 0.0:
-        return 1.0, 0.0, a
-    rho = float(np.hypot(a, b))
-    return a / rho, b / rho, rho
 
 
 class RecyclingSolver:
@@ -153,8 +177,8 @@ class RecyclingSolver:
     ``solve(A, b)`` returns a ``SolveResult``; ``details`` has "matvecs",
     "recycle_dim", "cycles" and "dropped" (recycled directions dropped as
     dependent or non-finite). ``reset()`` forgets the recycle space;
-    ``recycle_space`` is a copy of U (GCRO-DR, with C = A M^{-1} U) or W
-    (CG) for inspection.
+    ``recycle_space`` is a copy of U (GCRO-DR: solution-space directions with
+    C = A U orthonormal) or W (CG) for inspection.
     """
 
     def __init__(
@@ -200,7 +224,7 @@ class RecyclingSolver:
         self._op: _Operator | None = None
         self._method: str | None = None
         self._U: np.ndarray | None = None  # GCRO-DR: U; CG: W
-        self._C: np.ndarray | None = None  # GCRO-DR: C = B U; CG: A W
+        self._C: np.ndarray | None = None  # GCRO-DR: C = A U (orthonormal); CG: A W
         self._MC: np.ndarray | None = None  # CG: M^{-1} A W
         self._x_prev: np.ndarray | None = None
         self._basis: np.ndarray | None = None
@@ -251,7 +275,7 @@ class RecyclingSolver:
         if self._method is not None and method != self._method:
             self.reset()  # 'auto' switched between CG and GCRO-DR: the spaces mean different things
         self._method = method
-        # Same matrix as last time (by value): keep the operator, its preconditioner and C = A M^{-1} U.
+        # Same matrix as last time (by value): keep the operator, its preconditioner and C = A U.
         same_matrix = self._op is not None and _same_csr(self._op.csr, csr)
         op = self._op if same_matrix else _Operator(csr, self.M)
         self._op = op
@@ -287,137 +311,106 @@ class RecyclingSolver:
 
     # ------------------------------------------------------------------ GCRO-DR
     def _refresh_gcrodr_space(self, op: _Operator, details: dict) -> int:
-        """C = A M^{-1} U for the new matrix, orthonormalised; returns operator applications used."""
+        """C = A U for the new matrix (U lives in the solution space), orthonormalised; returns SpMVs used."""
         U = self._finite_columns(details)
         if U is None:
             return 0
-        Ct = np.empty_like(U, order="F")
+        AU = np.empty_like(U, order="F")
         for i in range(U.shape[1]):
-            u = np.ascontiguousarray(U[:, i])
-            op.matvec(np.ascontiguousarray(op.precondition(u)), Ct[:, i])
-        self._set_space_from_qr(U, Ct, details)
+            op.matvec(U[:, i], AU[:, i])
+        self._set_space_from_qr(U, AU, details)
         return U.shape[1]
 
     def _set_space_from_qr(self, Y: np.ndarray, G: np.ndarray, details: dict) -> None:
-        """Given A M^{-1} Y = G: C = orthonormal basis of range(G), U = Y R^{-1} (dependent columns dropped)."""
+        """Given A Y = G: C = orthonormal basis of range(G), U = Y R^{-1} (dependent columns dropped)."""
         if not np.all(np.isfinite(G)):
             details["dropped"] += Y.shape[1]
             self._U = self._C = None
             return
-        Q, R, piv = _pivoted_basis(G)
+        factors = _cholesky_qr(G)
+        Q, R, piv = factors if factors is not None else _pivoted_basis(G)
         details["dropped"] += Y.shape[1] - Q.shape[1]
         if Q.shape[1] == 0:
             self._U = self._C = None
             return
         self._C = Q
-        self._U = Y[:, piv] @ sla.solve_triangular(R, np.eye(R.shape[0]), check_finite=False)
+        self._U = np.asfortranarray(Y[:, piv] @ _triangular_inverse(R))
 
     def _gcrodr(self, op: _Operator, b, x, tol, maxiter, same_matrix, callback):
         n, m, k = op.n, self.m, self.k
         details = {"matvecs": 0, "cycles": 0, "dropped": 0}
         if self._basis is None or self._basis.shape != (n, m + 1):
-            self._basis = np.empty((n, m + 1), order="F")
-        Wb = self._basis  # columns [C | V_1 ... V_{s+1}]
+            self._basis = np.empty((n, m + 1), order="F")  # [C | V_0 ... V_s]
+            self._Z = np.empty((n, m), order="F")  # M^{-1} V (flexible storage: x moves along Z, not M^{-1} of a sum)
+        Wb = self._basis
+        Zb = self._Z if op.pc is not None else None
+        H = np.empty((m + 1, m), order="F")  # column j: [C, V]^T A z_j and ||w||
+        y, estimates = np.empty(m), np.empty(m)
         if self._U is not None and not same_matrix:
             details["matvecs"] += self._refresh_gcrodr_space(op, details)
         r = op.residual(b, x)
         details["matvecs"] += 1
         residuals = [float(np.linalg.norm(r))]
         rnorm, its, info = residuals[0], 0, 0
-        w = np.empty(n)
         while rnorm > tol and its < maxiter:
             kc = self.recycle_dim
             steps = min(m - kc, maxiter - its)
-            c = self._C.T @ r if kc else np.zeros(0)
-            v0 = r - self._C @ c if kc else r
+            if kc:
+                Wb[:, :kc] = self._C
+                c = self._C.T @ r
+                v0 = r - self._C @ c
+            else:
+                c, v0 = np.zeros(0), r
             beta = float(np.linalg.norm(v0))
             if not np.isfinite(beta):
                 info = -3
                 break
-            if kc:
-                Wb[:, :kc] = self._C
-            if beta == 0.0:  # r lies in range(C): the projection below finishes the solve
-                steps = 0
-            else:
-                Wb[:, kc] = v0 / beta
-            H = np.zeros((kc + steps + 1, steps))  # [B; Hbar]: B = C^T B V, Hbar the Arnoldi Hessenberg
-            R = np.zeros((steps + 1, steps))  # Hbar reduced by Givens rotations
-            cs, sn = np.zeros(steps), np.zeros(steps)
-            g = np.zeros(steps + 1)
-            g[0] = beta
-            j_done = 0
-            for j in range(steps):
-                p = kc + j + 1
-                z = op.precondition(Wb[:, p - 1])
-                op.matvec(np.ascontiguousarray(z), w)
-                basis = Wb[:, :p]
-                wn = float(np.linalg.norm(w))
-                h = basis.T @ w  # classical Gram-Schmidt against [C, V_1..V_j] ...
-                w -= basis @ h
-                hn = float(np.linalg.norm(w))
-                if hn < _REORTH * wn:  # ... and a second pass when it cancelled (DGKS criterion)
-                    h2 = basis.T @ w
-                    w -= basis @ h2
-                    h += h2
-                    hn = float(np.linalg.norm(w))
-                H[:p, j] = h
-                H[p, j] = hn
-                col = R[:, j]
-                col[: j + 2] = H[kc : kc + j + 2, j]
-                for i in range(j):
-                    col[i], col[i + 1] = cs[i] * col[i] + sn[i] * col[i + 1], -sn[i] * col[i] + cs[i] * col[i + 1]
-                cs[j], sn[j], col[j] = _givens(col[j], col[j + 1])
-                col[j + 1] = 0.0
-                g[j + 1] = -sn[j] * g[j]
-                g[j] = cs[j] * g[j]
-                its += 1
-                j_done = j + 1
-                residuals.append(abs(g[j + 1]))
-                invariant = hn <= 1e-14 * float(np.hypot(hn, np.linalg.norm(h)))
-                if invariant:  # exact solution in the space; keep the basis finite for the update
-                    Wb[:, p] = 0.0
-                    break
-                Wb[:, p] = w / hn  # also on the last step: the recycle update uses V_{j+1}
-                if not np.isfinite(g[j + 1]) or abs(g[j + 1]) <= tol:
-                    break
+            j_done, stop = 0, _ARNOLDI_STEPS
+            if beta > 0.0:  # beta = 0: r lies in range(C) and the projection below finishes the solve
+                np.multiply(v0, 1.0 / beta, out=Wb[:, kc])
+                j_done, stop = _kernels.gcrodr_arnoldi(op.kernel, op.loop_pc, Wb, Zb, H, y, estimates, kc, steps,
+                                                       beta, tol)
             details["matvecs"] += j_done
             details["cycles"] += 1
-            # min || [c; beta e1] - [[D, B], [0, Hbar]] y ||: y2 from the triangular R, the U part is c - B y2.
-            y2 = np.zeros(0)
-            if j_done:
-                diag = np.abs(np.diag(R[:j_done, :j_done]))
-                if not np.all(np.isfinite(R[:j_done, :j_done])) or diag.min() == 0.0:
-                    info = -3
-                    break
-                y2 = sla.solve_triangular(R[:j_done, :j_done], g[:j_done], check_finite=False)
-            corr = Wb[:, kc : kc + j_done] @ y2 if j_done else np.zeros(n)
+            its += j_done
+            residuals.extend(estimates[:j_done].tolist())
+            if stop == _ARNOLDI_BREAKDOWN:
+                info = -3
+                break
+            # x += Z y + U (c - B y): the minimiser over range([U, Z]) of ||b - A x||.
+            y2 = y[:j_done]
+            Zj = Zb[:, :j_done] if Zb is not None else Wb[:, kc : kc + j_done]
+            corr = Zj @ y2
             if kc:
                 corr += self._U @ (c - H[:kc, :j_done] @ y2)
-            x += op.precondition(np.ascontiguousarray(corr))
+            if not np.all(np.isfinite(corr)):
+                info = -3
+                break
+            x += corr
             r = op.residual(b, x)
             details["matvecs"] += 1
             rnorm = float(np.linalg.norm(r))
-            if not np.isfinite(rnorm):
-                info = -3
-                break
             residuals[-1] = rnorm
             if callback is not None:
                 callback(x)
             if k and j_done:
-                self._update_gcrodr_space(Wb, H, kc, j_done, details)
-            if steps == 0:
+                self._update_gcrodr_space(Wb, Zj, H, kc, j_done, details)
+            if j_done == 0:
                 break
         if info == 0 and rnorm > tol:
             info = max(its, 1)
         return x, info, its, residuals, details
 
-    def _update_gcrodr_space(self, Wb, H, kc, j, details) -> None:
+    def _update_gcrodr_space(self, Wb, Zj, H, kc, j, details) -> None:
         """Keep the k harmonic Ritz vectors of the cycle: Gbar^T Gbar z = theta Gbar^T What^T Vhat z.
 
-        What = [C, V_{j+1}] (orthonormal, in ``Wb``), Vhat = [U D, V_j] with D
-        the inverse column norms of U, Gbar = [[D, B], [0, Hbar]], so that
-        A M^{-1} Vhat = What Gbar. New C = What Q, U = Vhat P R^{-1} with
-        Gbar P = Q R (pivoted, rank-truncated).
+        What = [C, V_{j+1}] (orthonormal, in ``Wb``), A [U D, Z_j] = What Gbar
+        with D the inverse column norms of U and Gbar = [[D, B], [0, Hbar]].
+        Vhat pairs Z_j with V_j (Z_j = M^{-1} V_j) and U D with itself (exact
+        for M = I; U stays in the solution space, so it survives a change of
+        M). With Gbar = Q_G R_G the pencil reduces to the standard problem
+        R_G^{-1} Q_G^T What^T Vhat z = z / theta. New U = [U D, Z_j] P R^{-1}
+        and C = What Q with Gbar P = Q R (pivoted, rank-truncated).
         """
         N = kc + j
         G = np.zeros((N + 1, N))
@@ -425,15 +418,20 @@ class RecyclingSolver:
         WtV = np.zeros((N + 1, N))
         WtV[kc:, kc:] = np.eye(j + 1, j)
         if kc:
-            d = 1.0 / np.linalg.norm(self._U, axis=0)
+            d = 1.0 / np.sqrt(np.einsum("ij,ij->j", self._U, self._U))
             G[:kc, :kc] = np.diag(d)
             G[:kc, kc:] = H[:kc, :j]
-            WtV[:, :kc] = (Wb[:, : N + 1].T @ self._U) * d
+            WtV[:, :kc] = (self._U.T @ Wb[:, : N + 1]).T * d
         try:
             if not (np.all(np.isfinite(G)) and np.all(np.isfinite(WtV))):
                 raise ValueError("non-finite cycle matrices")
-            vals, vecs = sla.eig(G.T @ G, G.T @ WtV, check_finite=False)
-            P = _real_eigvec_basis(vecs, vals, min(self.k, N), self.keep)
+            Qg, Rg = np.linalg.qr(G)
+            if np.min(np.abs(np.diag(Rg))) == 0.0:
+                raise ValueError("rank-deficient Gbar")
+            mu, vecs = sla.eig(sla.solve_triangular(Rg, Qg.T @ WtV, check_finite=False), check_finite=False)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                theta = 1.0 / mu
+            P = _real_eigvec_basis(vecs, theta, min(self.k, N), self.keep)
             if P.shape[1] == 0:
                 raise ValueError("no finite harmonic Ritz values")
         except (ValueError, np.linalg.LinAlgError):
@@ -445,12 +443,12 @@ class RecyclingSolver:
         if Q.shape[1] == 0:
             self._U = self._C = None
             return
-        # U_new = Vhat P R^{-1} = U (D T_1) + V_j T_2 with T = P[:, piv] R^{-1} (small), C_new = What Q.
-        T = P[:, piv] @ sla.solve_triangular(R, np.eye(R.shape[0]), check_finite=False)
-        # computed transposed so the (n, k) results come out column-major without a copy
-        U_new = (T[kc:].T @ Wb[:, kc:N].T).T
+        # U_new = [U D, Z_j] T with T = P[:, piv] R^{-1} (small), C_new = What Q; both computed
+        # transposed so the (n, k) results come out column-major without a copy.
+        T = P[:, piv] @ _triangular_inverse(R)
+        U_new = (T[kc:].T @ Zj.T).T
         if kc:
-            U_new += self._U @ (d[:, None] * T[:kc])
+            U_new += ((d[:, None] * T[:kc]).T @ self._U.T).T
         C_new = (Q.T @ Wb[:, : N + 1].T).T
         if not (np.all(np.isfinite(U_new)) and np.all(np.isfinite(C_new))):
             details["dropped"] += Q.shape[1]
