@@ -1,11 +1,9 @@
 // Python binding of the GCRO-DR Arnoldi cycle (recycling.hpp). Every argument
 // is validated before any array is touched; the loop runs with the GIL
-// released (a Python preconditioner re-acquires it). BLAS dgemv comes from
-// SciPy's scipy.linalg.cython_blas (the BLAS SciPy itself links against).
+// released (a Python preconditioner re-acquires it).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
-#include <climits>
 #include <cmath>
 #include <memory>
 #include <string>
@@ -18,17 +16,6 @@ namespace py = pybind11;
 using namespace krylearn;
 
 namespace {
-
-DgemvFn* scipy_dgemv() {
-    static DgemvFn* fn = [] {
-        py::object capi = py::module_::import("scipy.linalg.cython_blas").attr("__pyx_capi__");
-        py::object capsule = capi["dgemv"];
-        void* ptr = PyCapsule_GetPointer(capsule.ptr(), PyCapsule_GetName(capsule.ptr()));
-        if (!ptr) throw py::error_already_set();
-        return reinterpret_cast<DgemvFn*>(ptr);
-    }();
-    return fn;
-}
 
 // A 2-D, float64, Fortran-ordered (column-major), writeable array with at
 // least `rows` rows and `cols` columns; returns its data and leading dimension.
@@ -45,8 +32,6 @@ double* column_block(py::handle obj, const char* name, std::size_t rows, std::si
         throw py::value_error(std::string(name) + " has shape " + shape_str(a) + ", needs " +
                               (exact_rows ? "" : ">= ") + std::to_string(rows) + " rows and >= " +
                               std::to_string(cols) + " columns");
-    if (r > static_cast<std::size_t>(INT_MAX) || c > static_cast<std::size_t>(INT_MAX))
-        throw py::value_error(std::string(name) + " is too large for 32-bit BLAS");
     *ld = r;
     return static_cast<double*>(a.mutable_data());
 }
@@ -100,13 +85,12 @@ py::tuple gcrodr_arnoldi_py(py::handle A_obj, py::handle M_obj, py::handle basis
     std::unique_ptr<LinearOperator<double>> A = operator_from_python<double>(A_obj, n, "A");
     std::unique_ptr<LinearOperator<double>> M;
     if (!M_obj.is_none()) M = operator_from_python<double>(M_obj, n, "M");
-    DgemvFn* gemv = scipy_dgemv();
     double* y = static_cast<double*>(y_arr.mutable_data());
     double* estimates = static_cast<double*>(est_arr.mutable_data());
     ArnoldiResult result;
     {
         py::gil_scoped_release nogil;
-        result = gcrodr_arnoldi(*A, M.get(), gemv, n, kc, s, beta, tol, basis, Z, H, ldh, y, estimates);
+        result = gcrodr_arnoldi(*A, M.get(), n, kc, s, beta, tol, basis, Z, H, ldh, y, estimates);
     }
     return py::make_tuple(result.steps, static_cast<int>(result.stop));
 }

@@ -7,9 +7,9 @@ one restart cycle) to the next:
   matrices, right-preconditioned: U (n x k) lives in the solution space and
   C = A U is orthonormal, so x moves along range(U) directly and U survives a
   change of both A and M. Each cycle runs m - k Arnoldi steps of
-  (I - C C^T) A M^{-1} (native loop: ``_kernels.gcrodr_arnoldi``, CGS with a
-  DGKS second pass against [C, V] by BLAS dgemv, z_j = M^{-1} v_j kept as in
-  flexible GMRES), minimises ||b - A x|| over x + range([U, Z]) and replaces
+  (I - C C^T) A M^{-1} (native loop: ``_kernels.gcrodr_arnoldi``, CGS2
+  against [C, V] in two fused passes over the basis, z_j = M^{-1} v_j kept as
+  in flexible GMRES), minimises ||b - A x|| over x + range([U, Z]) and replaces
   U by the k harmonic Ritz vectors of the cycle (one small dense eigenproblem
   and three O(n k m) BLAS-3 products). When the matrix changes, C = A_new U
   (k SpMVs, no preconditioner) is re-orthonormalised by Cholesky QR that
@@ -32,7 +32,7 @@ from collections.abc import Callable
 
 import numpy as np
 import scipy.linalg as sla
-from scipy.linalg import lapack
+from scipy.linalg import blas, lapack
 import scipy.sparse as sp
 
 from krylearn import _kernels
@@ -421,7 +421,7 @@ class RecyclingSolver:
             d = 1.0 / np.sqrt(np.einsum("ij,ij->j", self._U, self._U))
             G[:kc, :kc] = np.diag(d)
             G[:kc, kc:] = H[:kc, :j]
-            WtV[:, :kc] = (self._U.T @ Wb[:, : N + 1]).T * d
+            WtV[:, :kc] = blas.dgemm(1.0, Wb[:, : N + 1], self._U, trans_a=True) * d
         try:
             if not (np.all(np.isfinite(G)) and np.all(np.isfinite(WtV))):
                 raise ValueError("non-finite cycle matrices")
@@ -443,17 +443,18 @@ class RecyclingSolver:
         if Q.shape[1] == 0:
             self._U = self._C = None
             return
-        # U_new = [U D, Z_j] T with T = P[:, piv] R^{-1} (small), C_new = What Q; both computed
-        # transposed so the (n, k) results come out column-major without a copy.
+        # U_new = [U D, Z_j] T with T = P[:, piv] R^{-1} (small), C_new = What Q: column-major BLAS-3 products.
+        # Everything entering them is finite (the small matrices are checked, the kernel reports a
+        # non-finite basis as a breakdown), so the results are too.
         T = P[:, piv] @ _triangular_inverse(R)
-        U_new = (T[kc:].T @ Zj.T).T
-        if kc:
-            U_new += ((d[:, None] * T[:kc]).T @ self._U.T).T
-        C_new = (Q.T @ Wb[:, : N + 1].T).T
-        if not (np.all(np.isfinite(U_new)) and np.all(np.isfinite(C_new))):
+        if not np.all(np.isfinite(T)):
             details["dropped"] += Q.shape[1]
             self._U = self._C = None
             return
+        U_new = blas.dgemm(1.0, Zj, T[kc:])
+        if kc:
+            U_new = blas.dgemm(1.0, self._U, d[:, None] * T[:kc], beta=1.0, c=U_new, overwrite_c=True)
+        C_new = blas.dgemm(1.0, Wb[:, : N + 1], Q)
         self._U, self._C = U_new, C_new
 
     # ------------------------------------------------------------------ deflated CG
