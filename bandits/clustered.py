@@ -4,9 +4,11 @@ the SolverTuner).
 Contexts (feature vectors) are grouped online: a context joins the nearest
 existing cluster within ``radius`` (Euclidean), else opens a new one. Each
 cluster keeps the mean log-loss of every arm it has tried; an arm not yet
-tried in a cluster is predicted from the other clusters (the cluster's best
-mean plus that arm's average gap to the best elsewhere; the median of those
-gaps for an arm no other cluster has tried). Such transferred predictions are only a prior: in each
+tried in a cluster is predicted from the other clusters: the cluster's best
+mean plus that arm's gap to the best in the other clusters, averaged with
+Gaussian weights exp(-d^2 / (2 bandwidth^2)) of the distance d between the
+cluster centres, so similar matrices count most (the median of those gaps
+for an arm no other cluster has tried). Such transferred predictions are only a prior: in each
 cluster every available arm is tried once, most promising first, unless its
 prediction is more than ``skip_factor`` times the best (so a configuration
 that was 100x slower everywhere is not retried on every new kind of matrix).
@@ -32,14 +34,14 @@ class ClusteredIGW(Learner):
     contextual = True
 
     def __init__(self, n_arms: int, n_features: int, *, radius: float = 0.3, exploration: float = 20.0,
-                 skip_factor: float = 1.5, seed: int | None = None) -> None:
+                 skip_factor: float = 1.5, bandwidth: float = 1.0, seed: int | None = None) -> None:
         super().__init__(n_arms, seed=seed)
-        if not (math.isfinite(radius) and radius > 0) or not (math.isfinite(exploration) and exploration > 0):
-            raise ValueError("radius and exploration must be positive")
+        if not all(math.isfinite(v) and v > 0 for v in (radius, exploration, bandwidth)):
+            raise ValueError("radius, exploration and bandwidth must be positive")
         if not (math.isfinite(skip_factor) and skip_factor >= 1):
             raise ValueError("skip_factor must be >= 1")
         self.n_features, self.radius, self.exploration = int(n_features), float(radius), float(exploration)
-        self.skip_factor = float(skip_factor)
+        self.skip_factor, self.bandwidth = float(skip_factor), float(bandwidth)
         self.centers = np.zeros((0, self.n_features))
         self.counts = np.zeros((0, self.n_arms))
         self.log_sums = np.zeros((0, self.n_arms))
@@ -73,11 +75,17 @@ class ClusteredIGW(Learner):
         means = np.full((len(self.counts), self.n_arms), np.nan)
         np.divide(self.log_sums, self.counts, out=means, where=self.counts > 0)
         own = means[c] if c >= 0 else np.full(self.n_arms, np.nan)
-        others = np.delete(means, c, axis=0) if c >= 0 else means
-        with warnings.catch_warnings():  # all-NaN columns simply mean "no prior for this arm"
-            warnings.simplefilter("ignore", RuntimeWarning)
-            gaps = np.nanmean(others - np.nanmin(others, axis=1, keepdims=True), axis=0) if len(others) else None
-        if gaps is None or np.all(np.isnan(gaps)):
+        others = np.delete(np.arange(len(means)), c) if c >= 0 else np.arange(len(means))
+        gaps = np.full(self.n_arms, np.nan)
+        if len(others):
+            with warnings.catch_warnings():  # a cluster with no arm tried yet has no best
+                warnings.simplefilter("ignore", RuntimeWarning)
+                gap = means[others] - np.nanmin(means[others], axis=1, keepdims=True)
+            distance = np.linalg.norm(self.centers[others] - self._context(context), axis=1)
+            weight = np.where(np.isnan(gap), 0.0, np.exp(-0.5 * (distance / self.bandwidth) ** 2)[:, None])
+            total = weight.sum(axis=0)
+            np.divide((np.nan_to_num(gap) * weight).sum(axis=0), total, out=gaps, where=total > 0)
+        if np.all(np.isnan(gaps)):
             gaps = np.zeros(self.n_arms)
         gaps = np.where(np.isnan(gaps), np.nanmedian(gaps), gaps)  # an arm never tried elsewhere: a typical arm
         base = np.nanmin(own) if np.any(~np.isnan(own)) else 0.0
@@ -115,7 +123,8 @@ class ClusteredIGW(Learner):
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "n_features": self.n_features, "radius": self.radius,
-                "exploration": self.exploration, "skip_factor": self.skip_factor, "centers": self.centers.tolist(), "counts": self.counts.tolist(),
+                "exploration": self.exploration, "skip_factor": self.skip_factor, "bandwidth": self.bandwidth,
+                "centers": self.centers.tolist(), "counts": self.counts.tolist(),
                 "log_sums": self.log_sums.tolist()}
 
     def _load(self, state: dict[str, Any]) -> None:
@@ -128,5 +137,5 @@ class ClusteredIGW(Learner):
         if np.any(counts < 0):
             raise ValueError("negative counts")
         self.radius, self.exploration = float(state["radius"]), float(state["exploration"])
-        self.skip_factor = float(state["skip_factor"])
+        self.skip_factor, self.bandwidth = float(state["skip_factor"]), float(state["bandwidth"])
         self.centers, self.counts, self.log_sums = centers, counts, log_sums

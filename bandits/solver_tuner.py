@@ -95,8 +95,9 @@ class SolverTuner:
     """Contextual bandit over solver configurations, loss = wall time to tolerance.
 
     configurations: the arms (default ``DEFAULT_CONFIGURATIONS``).
-    radius, exploration: of the ``ClusteredIGW`` learner (feature-space
-    cluster radius; inverse-gap-weighting strength).
+    radius, exploration, bandwidth: of the ``ClusteredIGW`` learner
+    (feature-space cluster radius; inverse-gap-weighting strength; width of
+    the similarity weights that transfer what other clusters learned).
     failure_penalty: a failed arm is charged its own time plus this factor
     times the time of the solve that finally succeeded.
     max_attempts: configurations tried per system before giving up.
@@ -104,8 +105,8 @@ class SolverTuner:
     what exploring a poor configuration can cost).
     """
 
-    def __init__(self, configurations=DEFAULT_CONFIGURATIONS, *, radius: float = 0.3, exploration: float = 20.0,
-                 failure_penalty: float = 10.0, max_attempts: int = 3, maxiter: int = 2000,
+    def __init__(self, configurations=DEFAULT_CONFIGURATIONS, *, radius: float = 0.3, exploration: float = 100.0,
+                 bandwidth: float = 1.0, failure_penalty: float = 10.0, max_attempts: int = 3, maxiter: int = 2000,
                  seed: int | None = None) -> None:
         self.configurations = tuple(configurations)
         if not self.configurations:
@@ -120,7 +121,7 @@ class SolverTuner:
             raise ValueError(f"maxiter must be a positive integer, got {maxiter!r}")
         self.failure_penalty, self.max_attempts, self.maxiter = float(failure_penalty), int(max_attempts), int(maxiter)
         self.learner = ClusteredIGW(len(self.configurations), len(FEATURE_NAMES), radius=radius,
-                                    exploration=exploration, seed=seed)
+                                    exploration=exploration, bandwidth=bandwidth, seed=seed)
         self.history: list[dict[str, Any]] = []
 
     def available(self, symmetric: bool, method: str = "auto", M="auto") -> np.ndarray:

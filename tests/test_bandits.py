@@ -137,6 +137,24 @@ def test_clustered_learner_learns_per_cluster_and_masks():
     _valid(masked, 3)
 
 
+def test_clustered_learner_transfers_from_the_most_similar_cluster():
+    learner = ClusteredIGW(2, 1, radius=0.3, bandwidth=1.0, seed=0)
+    for _ in range(5):  # cluster at 0: arm 0 is 4x faster; cluster at 5: arm 1 is 4x faster
+        learner.update(0, 1.0, [0.0])
+        learner.update(1, 4.0, [0.0])
+        learner.update(0, 4.0, [5.0])
+        learner.update(1, 1.0, [5.0])
+    near_second = learner.predict([4.5])  # a new cluster: nothing tried there yet
+    near_first = learner.predict([0.5])
+    assert near_second[1] < near_second[0] - 1.0  # log 4 = 1.39 transferred from the cluster at 5
+    assert near_first[0] < near_first[1] - 1.0
+    restored = ClusteredIGW(2, 1, seed=1)
+    restored.load_state_dict(learner.state_dict())
+    assert restored.bandwidth == 1.0 and np.array_equal(restored.predict([4.5]), near_second)
+    with pytest.raises(ValueError):
+        ClusteredIGW(2, 1, bandwidth=0.0)
+
+
 @pytest.mark.parametrize(
     "make",
     [
