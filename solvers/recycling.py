@@ -85,56 +85,73 @@ class _Operator:
         return b - self.matvec(x)
 
 
-def _real_eigvec_basis(vecs: np.ndarray, vals: np.ndarray, k: int, keep: str) -> np.ndarray:
-    """Orthonormal real basis of the span of the k selected (generalised) eigenvectors.
+def _harmonic_ritz_basis(G: np.ndarray, WtV: np.ndarray, k: int, keep: str) -> np.ndarray:
+    """Orthonormal real basis P of the k wanted eigenvectors of G^T G z = theta G^T WtV z.
 
+    With G = Q_G R_G ((N + 1) x N, full column rank) the pencil is the
+    standard problem (R_G^{-1} Q_G^T WtV) z = mu z, mu = 1 / theta (LAPACK
+    dgeqrf / dormqr / dtrtrs / dgeev on the small matrices, no wrappers).
     ``keep="smallest"`` selects by smallest |theta|, ``"largest"`` by largest;
-    infinite/NaN eigenvalues are never selected. A complex pair contributes its
-    real and imaginary parts (so a pair is never split unless at the end).
+    theta = inf (mu = 0) and non-finite values are never selected. A complex
+    pair contributes the real and imaginary parts of its eigenvector (dgeev's
+    real format), so a pair is split only at the end. Raises ValueError when
+    G is rank-deficient or a factorisation fails.
     """
-    finite = np.isfinite(vals)
-    mags = np.where(finite, np.abs(vals), np.inf)
-    order = np.argsort(mags if keep == "smallest" else -np.where(finite, mags, -np.inf), kind="stable")
-    cols: list[np.ndarray] = []
+    N = G.shape[1]
+    qr, tau, _, info = lapack.dgeqrf(G)
+    if info != 0 or not np.all(np.diag(qr[:N, :N]) != 0.0):
+        raise ValueError("rank-deficient cycle matrix")
+    X, _, info = lapack.dormqr("L", "T", qr, tau, WtV, max(1, 64 * N))
+    if info != 0:
+        raise ValueError("dormqr failed")
+    Y, info = lapack.dtrtrs(qr[:N, :N], X[:N], lower=0)
+    if info != 0:
+        raise ValueError("dtrtrs failed")
+    wr, wi, _, vr, info = lapack.dgeev(Y, compute_vl=0)
+    if info != 0:
+        raise ValueError("dgeev did not converge")
+    mags = np.hypot(wr, wi)  # |mu| = 1 / |theta|
+    wanted = np.isfinite(mags) & (mags > 0.0)
+    order = np.argsort(-mags if keep == "smallest" else mags, kind="stable")
+    cols: list[int] = []
     for i in order:
-        if len(cols) >= k or not finite[i]:
+        if len(cols) >= k:
             break
-        if vals[i].imag < 0:  # one member of a conjugate pair (real matrices have both) spans the real plane
+        first = i - 1 if wi[i] < 0.0 else i  # a conjugate pair is stored as columns (first, first + 1)
+        if not wanted[i] or first in cols:
             continue
-        v = vecs[:, i]
-        cols.append(v.real)
-        if vals[i].imag > 0 and len(cols) < k:
-            cols.append(v.imag)
+        cols += ([first, first + 1] if wi[i] != 0.0 else [first])[: k - len(cols)]
     if not cols:
-        return np.zeros((vecs.shape[0], 0))
-    Q, R = np.linalg.qr(np.column_stack(cols))
+        return np.zeros((N, 0))
+    Q, R = np.linalg.qr(vr[:, cols])
     d = np.abs(np.diag(R))
     return Q[:, d > _RANK_TOL * max(d.max(), np.finfo(float).tiny)]
 
 
-def _cholesky_qr(G: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """G[:, piv] = Q R by pivoted Cholesky of G^T G, applied twice (CholQR2); None if it fails.
+def _cholesky_qr(G: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Q = G S with Q orthonormal spanning range(G), by pivoted Cholesky of G^T G applied twice (CholQR2).
 
-    Two BLAS-3 passes instead of Householder's many BLAS-2 ones; columns whose
-    pivot falls below ``_CHOLQR_PIVOT_TOL`` of the largest (R_ii below ~1e-7
-    R_00) are dropped as dependent, and the second pass restores
-    orthonormality to rounding level for the remaining ones.
+    Returns (Q, S) (S is k x rank, the column pivoting folded in), or None
+    when a factorisation fails. Two BLAS-3 passes over G instead of
+    Householder's many BLAS-2 ones; columns whose pivot falls below
+    ``_CHOLQR_PIVOT_TOL`` of the largest (R_ii below ~1e-7 R_00) are dropped as
+    dependent, and the second pass restores orthonormality to rounding level.
     """
-    S = G.T @ G
-    scale = float(np.max(np.diag(S), initial=0.0))
+    gram = blas.dsyrk(1.0, G, trans=1)  # upper triangle of G^T G
+    scale = float(np.max(np.diag(gram), initial=0.0))
     if not scale > 0.0:
         return None
-    L, piv, rank, info = lapack.dpstrf(S, tol=_CHOLQR_PIVOT_TOL * scale, lower=1)
+    R, piv, rank, info = lapack.dpstrf(gram, tol=_CHOLQR_PIVOT_TOL * scale, lower=0)
     if info < 0 or rank == 0:
         return None
-    piv = piv[:rank] - 1
-    R = np.triu(L[:rank, :rank].T)
-    Q = G[:, piv] @ _triangular_inverse(R)
-    try:
-        R2 = sla.cholesky(Q.T @ Q, lower=False, check_finite=False)
-    except np.linalg.LinAlgError:
+    S = np.zeros((G.shape[1], rank))
+    S[piv[:rank] - 1] = _triangular_inverse(np.triu(R[:rank, :rank]))
+    Q = blas.dgemm(1.0, G, S)
+    R2, info = lapack.dpotrf(blas.dsyrk(1.0, Q, trans=1), lower=0)
+    if info != 0:
         return None
-    return np.asfortranarray(Q @ _triangular_inverse(R2)), R2 @ R, piv
+    R2inv = _triangular_inverse(np.triu(R2))
+    return blas.dgemm(1.0, Q, R2inv), S @ R2inv
 
 
 def _triangular_inverse(R: np.ndarray) -> np.ndarray:
@@ -328,13 +345,17 @@ class RecyclingSolver:
             self._U = self._C = None
             return
         factors = _cholesky_qr(G)
-        Q, R, piv = factors if factors is not None else _pivoted_basis(G)
+        if factors is None:  # Householder fallback: G[:, piv] = Q R
+            Q, R, piv = _pivoted_basis(G)
+            S = np.zeros((G.shape[1], Q.shape[1]))
+            S[piv] = _triangular_inverse(R)
+        else:
+            Q, S = factors
         details["dropped"] += Y.shape[1] - Q.shape[1]
         if Q.shape[1] == 0:
             self._U = self._C = None
             return
-        self._C = Q
-        self._U = np.asfortranarray(Y[:, piv] @ _triangular_inverse(R))
+        self._C, self._U = np.asfortranarray(Q), blas.dgemm(1.0, Y, S)
 
     def _gcrodr(self, op: _Operator, b, x, tol, maxiter, same_matrix, callback):
         n, m, k = op.n, self.m, self.k
@@ -425,13 +446,7 @@ class RecyclingSolver:
         try:
             if not (np.all(np.isfinite(G)) and np.all(np.isfinite(WtV))):
                 raise ValueError("non-finite cycle matrices")
-            Qg, Rg = np.linalg.qr(G)
-            if np.min(np.abs(np.diag(Rg))) == 0.0:
-                raise ValueError("rank-deficient Gbar")
-            mu, vecs = sla.eig(sla.solve_triangular(Rg, Qg.T @ WtV, check_finite=False), check_finite=False)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                theta = 1.0 / mu
-            P = _real_eigvec_basis(vecs, theta, min(self.k, N), self.keep)
+            P = _harmonic_ritz_basis(G, WtV, min(self.k, N), self.keep)
             if P.shape[1] == 0:
                 raise ValueError("no finite harmonic Ritz values")
         except (ValueError, np.linalg.LinAlgError):

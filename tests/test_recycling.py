@@ -242,3 +242,54 @@ def test_suite_quick_runs_and_writes_results(tmp_path, monkeypatch):
     for stem in ("table", "systems"):
         assert (tmp_path / "recycle" / f"{stem}.csv").is_file()
         assert (tmp_path / "recycle" / f"{stem}.json").is_file()
+
+
+def test_recycle_space_lives_in_the_solution_space():
+    """C = A U is orthonormal for the current matrix, whatever the preconditioner (U is not M-dependent)."""
+    systems = darcy_sequence(3, n=400, seed=11)
+    solver = RecyclingSolver(k=6, m=20, M="ilu0", rtol=1e-8)
+    for s in systems:
+        assert solver.solve(s.A, s.b).converged
+        U = solver.recycle_space
+        C = s.A @ U
+        np.testing.assert_allclose(C.T @ C, np.eye(U.shape[1]), atol=1e-10)
+        np.testing.assert_allclose(C, solver._C, atol=1e-10)
+
+
+def test_harmonic_ritz_basis_matches_generalised_eigenproblem():
+    import scipy.linalg as sla
+
+    from krylearn.solvers.recycling import _harmonic_ritz_basis
+
+    rng = np.random.default_rng(12)
+    N, k = 14, 5
+    G = np.triu(rng.standard_normal((N + 1, N)), -1) + 3 * np.eye(N + 1, N)
+    WtV = np.eye(N + 1, N) + 0.3 * rng.standard_normal((N + 1, N))
+    theta, Zr = sla.eig(G.T @ G, G.T @ WtV)
+    for keep in ("smallest", "largest"):
+        P = _harmonic_ritz_basis(G, WtV, k, keep)
+        assert P.shape[1] == k
+        np.testing.assert_allclose(P.T @ P, np.eye(P.shape[1]), atol=1e-12)
+        order = np.argsort(np.abs(theta) if keep == "smallest" else -np.abs(theta))
+        # every wanted eigenvector whose conjugate partner is also wanted lies in range(P)
+        wanted = order[:k]
+        for i in wanted:
+            if np.iscomplex(theta[i]) and not np.any(np.isclose(theta[wanted], np.conj(theta[i]))):
+                continue
+            z = Zr[:, i] / np.linalg.norm(Zr[:, i])
+            assert np.linalg.norm(z - P @ (P.T @ z)) < 1e-8
+    with pytest.raises(ValueError):
+        _harmonic_ritz_basis(np.zeros((N + 1, N)), WtV, k, "smallest")
+
+
+def test_cholesky_qr_orthonormalises_and_drops_dependent_columns():
+    from krylearn.solvers.recycling import _cholesky_qr
+
+    rng = np.random.default_rng(13)
+    G = np.asfortranarray(rng.standard_normal((500, 6)) @ np.diag([1.0, 1e-3, 1e3, 1.0, 1.0, 1.0]))
+    G[:, 4] = G[:, 0] + G[:, 1]  # dependent
+    Q, S = _cholesky_qr(G)
+    assert Q.shape == (500, 5) and S.shape == (6, 5)
+    np.testing.assert_allclose(Q.T @ Q, np.eye(5), atol=1e-13)
+    np.testing.assert_allclose(G @ S, Q, atol=1e-10)
+    assert _cholesky_qr(np.zeros((50, 3), order="F")) is None
