@@ -99,6 +99,21 @@ class ICGNN(nn.Module):
             nn.init.zeros_(decoder[-1].weight)
             nn.init.zeros_(decoder[-1].bias)
 
+    def native_parameters(self) -> np.ndarray:
+        """All parameters as one flat float32 array in the layout of ``_kernels.ic_gnn_forward``:
+        node_encoder, edge_encoder, then per round edge_update, node_update, norm, then
+        edge_decoder, node_decoder; each Linear as weight (out x in, row-major) then bias,
+        each LayerNorm as weight then bias."""
+        for norm in self.norms:
+            if norm.eps != 1e-5 or not norm.elementwise_affine:
+                raise ValueError("the native forward pass needs LayerNorm(eps=1e-5) with an affine transform")
+        modules = [self.node_encoder, self.edge_encoder]
+        for r in range(self.rounds):
+            modules += [self.edge_updates[r], self.node_updates[r], self.norms[r]]
+        modules += [self.edge_decoder, self.node_decoder]
+        flat = [p.detach().to("cpu", torch.float32).reshape(-1) for m in modules for p in m.parameters()]
+        return torch.cat(flat).numpy()
+
     def _pair_mlp(self, mlp: nn.Sequential, e, h, rows, cols, extra=None) -> torch.Tensor:
         """mlp(cat([e, h[rows], h[cols], extra])) without materialising the (E, 3w+k) concatenation:
         the first layer's node blocks are applied on the n nodes, then gathered (accumulated in place:

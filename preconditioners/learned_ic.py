@@ -28,6 +28,7 @@ import io
 import json
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,14 +55,14 @@ class OutOfDistributionError(RuntimeError):
     """The matrix's features lie outside the model's training range (the model is not trusted there)."""
 
 
-def out_of_range_fraction(graph: FactorGraph, ranges: dict | None) -> float:
-    """Fraction of nodes with a feature outside the training [0.1%, 99.9%] quantile range
-    (widened by 5% of its width) stored in the model metadata; 0.0 without ranges."""
-    if not ranges or graph.n == 0:
+def out_of_range_fraction(node_features: np.ndarray, ranges: dict | None) -> float:
+    """Fraction of nodes (rows of the (n, 4) ``node_features``) with a feature outside the training
+    [0.1%, 99.9%] quantile range (widened by 5% of its width) stored in the model metadata; 0.0 without ranges."""
+    if not ranges or len(node_features) == 0:
         return 0.0
     lo, hi = (np.asarray(v, dtype=np.float32) for v in ranges["node"])
     margin = 0.05 * (hi - lo)
-    x = graph.node_features.detach().cpu().numpy()
+    x = node_features
     return float(((x < lo - margin) | (x > hi + margin)).any(axis=1).mean())
 
 
@@ -142,32 +143,57 @@ def lower_triangle(csr: sp.csr_array) -> sp.csr_array:
                         shape=csr.shape)
 
 
-def factor_graph(A, device=None) -> tuple[FactorGraph, TrilPattern, float]:
-    """The network's input for SPD ``A``: (graph in float32, tril pattern, IC(0) shift of A~)."""
+@dataclass
+class FactorInputs:
+    """The network's input for one matrix as NumPy arrays (float32 values): the strictly-lower
+    edges of tril(A~) in CSR order (row i's edges are ``lower_ptr[i]:lower_ptr[i+1]``, columns
+    ``cols``), A~ and L0 on them, and the (n, 4) node features of ``FEATURE_LAYOUT``."""
+
+    lower_ptr: np.ndarray
+    cols: np.ndarray
+    a_off: np.ndarray
+    l0_off: np.ndarray
+    node_features: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.lower_ptr) - 1
+
+    def graph(self, device=None) -> FactorGraph:
+        """The same input as torch tensors on ``device`` (what :class:`ICGNN` reads)."""
+        as_t = lambda v: torch.from_numpy(v).to(device)  # noqa: E731
+        rows = np.repeat(np.arange(self.n, dtype=np.int64), np.diff(self.lower_ptr))
+        return FactorGraph(n=self.n, rows=as_t(rows), cols=as_t(self.cols.astype(np.int64)), a_off=as_t(self.a_off),
+                           l0_off=as_t(self.l0_off), l0_diag=as_t(np.ascontiguousarray(self.node_features[:, 0])),
+                           node_features=as_t(self.node_features),
+                           edge_features=as_t(np.stack([self.a_off, self.l0_off], axis=1)))
+
+
+def factor_inputs(A) -> tuple[FactorInputs, TrilPattern, float]:
+    """The network's input for SPD ``A``: (inputs in float32, tril pattern, IC(0) shift of A~)."""
     scaled, sqrt_diag = jacobi_scaled(A)
     tril = lower_triangle(scaled)
     L0, shift = _ic0_values(scaled)
     if L0.nnz != tril.nnz or not np.array_equal(L0.indices, tril.indices):
         raise RuntimeError("IC(0) factor does not have tril(A)'s pattern")  # kernel contract violated
     pattern = TrilPattern(tril, sqrt_diag)
-    ones = np.ones(scaled.shape[0])
-    rowsum = scaled @ ones
-    rho = L0 @ (L0.T @ ones) - rowsum
+    n = scaled.shape[0]
+    rowsum = scaled @ np.ones(n)
+    rho = L0 @ np.bincount(L0.indices, L0.data, minlength=n) - rowsum  # L0 (L0^T 1) - A~ 1
     offdiag_abs = np.add.reduceat(np.abs(scaled.data), scaled.indptr[:-1]) - 1.0  # every row has a diagonal
-    a_off, l0_off = tril.data[pattern.off_pos], L0.data[pattern.off_pos]
-    l0_diag = L0.data[pattern.diag_pos]
-    as_t = lambda v: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)).to(device)  # noqa: E731
-    graph = FactorGraph(
-        n=scaled.shape[0],
-        rows=torch.as_tensor(pattern.off_rows.astype(np.int64), device=device),
-        cols=torch.as_tensor(pattern.off_cols.astype(np.int64), device=device),
-        a_off=as_t(a_off),
-        l0_off=as_t(l0_off),
-        l0_diag=as_t(l0_diag),
-        node_features=as_t(np.stack([l0_diag, rho, rowsum, offdiag_abs], axis=1)),
-        edge_features=as_t(np.stack([a_off, l0_off], axis=1)),
-    )
-    return graph, pattern, shift
+    node_features = np.empty((n, 4), dtype=np.float32)
+    for column, feature in enumerate((L0.data[pattern.diag_pos], rho, rowsum, offdiag_abs)):
+        node_features[:, column] = feature
+    inputs = FactorInputs(lower_ptr=tril.indptr - np.arange(n + 1, dtype=tril.indptr.dtype),  # diagonal last per row
+                          cols=pattern.off_cols, a_off=tril.data[pattern.off_pos].astype(np.float32),
+                          l0_off=L0.data[pattern.off_pos].astype(np.float32), node_features=node_features)
+    return inputs, pattern, shift
+
+
+def factor_graph(A, device=None) -> tuple[FactorGraph, TrilPattern, float]:
+    """The network's input for SPD ``A`` as torch tensors: (graph in float32, tril pattern, IC(0) shift of A~)."""
+    inputs, pattern, shift = factor_inputs(A)
+    return inputs.graph(device), pattern, shift
 
 
 # ---------------------------------------------------------------- model files
@@ -222,12 +248,15 @@ class LearnedIC(Preconditioner):
     ``inference_seconds`` (features + network + assembly). When more than
     ``ood_threshold`` of the rows have input features outside the model's
     training range (``metadata["feature_ranges"]``), the network is not
-    trusted and IC(0) is used with a warning (``fallback == "ic0"``). The network runs
-    with ``threads`` torch CPU threads (default 1: it is small, and more threads
-    contend with the OpenMP kernels); the global torch setting is restored.
+    trusted and IC(0) is used with a warning (``fallback == "ic0"``). On the
+    CPU the network runs as one fused native pass (``_kernels.ic_gnn_forward``,
+    float32) with ``threads`` OpenMP threads (default 1); on other devices
+    (``device=``) it runs in torch with ``threads`` torch CPU threads, the
+    global torch setting restored (:meth:`network_output`).
     """
 
     name = "learned"
+    keeps_matrix = False  # the factor, or the fallback's own state, is all that is kept
 
     def __init__(self, model: ICGNN, metadata: dict | None = None, device="cpu", threads: int = 1,
                  ood_threshold: float = 0.25) -> None:
@@ -301,24 +330,42 @@ class LearnedIC(Preconditioner):
     def predict_factor(self, A, dtype=np.float64, check_distribution: bool = False) -> sp.csr_array:
         """L (CSR, lower, positive diagonal last in each row) with M = L L^T ~ A.
         With ``check_distribution``, OutOfDistributionError when A is outside the training range."""
-        saved_threads = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
-            graph, pattern, _ = factor_graph(A, device=self.device)
-            if check_distribution:
-                fraction = out_of_range_fraction(graph, self.metadata.get("feature_ranges"))
-                if fraction > self.ood_threshold:
-                    raise OutOfDistributionError(
-                        f"A is outside the training distribution of model {self.family!r} ({100 * fraction:.0f}% "
-                        f"of the rows have features outside its training range)")
-            with torch.inference_mode():
-                l_off, l_diag = self.model(graph)
-            L = pattern.assemble(l_off.cpu().numpy(), l_diag.cpu().numpy(), dtype=dtype)
-        finally:
-            torch.set_num_threads(saved_threads)
+        inputs, pattern, _ = factor_inputs(A)
+        if check_distribution:
+            fraction = out_of_range_fraction(inputs.node_features, self.metadata.get("feature_ranges"))
+            if fraction > self.ood_threshold:
+                raise OutOfDistributionError(
+                    f"A is outside the training distribution of model {self.family!r} ({100 * fraction:.0f}% "
+                    f"of the rows have features outside its training range)")
+        l_off, l_diag = self.network_output(inputs)
+        L = pattern.assemble(l_off, l_diag, dtype=dtype)
         if not np.all(np.isfinite(L.data)) or not np.all(L.data[pattern.diag_pos] > 0):
             raise FloatingPointError("the network produced a non-finite or non-positive factor")
         return L
+
+    def network_output(self, inputs: FactorInputs, backend: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(l_off, l_diag) in float32: the network's factor of A~ on ``inputs``' pattern. ``backend``
+        "native" (the fused C++ forward pass, CPU only), "torch" (the module itself) or None: native
+        on the CPU, torch on other devices. Both run with ``threads`` threads."""
+        backend = backend or ("native" if self.device.type == "cpu" else "torch")
+        if backend == "native":
+            from krylearn import _kernels
+
+            if self.device.type != "cpu":
+                raise ValueError(f"the native forward pass runs on the CPU; this model is on {self.device}")
+            return _kernels.ic_gnn_forward(inputs.lower_ptr, inputs.cols, inputs.a_off, inputs.l0_off,
+                                           inputs.node_features, self.model.native_parameters(), self.model.width,
+                                           self.model.rounds, threads=self.threads)
+        if backend != "torch":
+            raise ValueError(f"backend must be 'native', 'torch' or None, got {backend!r}")
+        saved_threads = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            with torch.inference_mode():
+                l_off, l_diag = self.model(inputs.graph(self.device))
+        finally:
+            torch.set_num_threads(saved_threads)
+        return l_off.cpu().numpy(), l_diag.cpu().numpy()
 
     def _build(self, csr: sp.csr_array) -> None:
         start = time.perf_counter()

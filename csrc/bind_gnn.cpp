@@ -1,0 +1,116 @@
+// Python binding of the learned-IC network's native inference
+// (gnn_inference.hpp). Validates every array (dtypes, shapes, the graph's
+// pointers and indices, the parameter count) before any memory is read, and
+// releases the GIL around the kernel.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <string>
+
+#include "array_checks.hpp"
+#include "gnn_inference.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace py = pybind11;
+using namespace krylearn;
+
+namespace {
+
+// ValueError unless lower_ptr (n + 1) starts at 0, never decreases and ends at E, and every
+// edge k of row i has 0 <= cols[k] < i (a strictly-lower edge).
+template <class I>
+void require_strictly_lower_graph(const I* lower_ptr, const I* cols, std::size_t n, std::size_t E) {
+    if (lower_ptr[0] != 0) throw py::value_error("lower_ptr[0] must be 0, got " + std::to_string(lower_ptr[0]));
+    for (std::size_t i = 0; i < n; ++i)
+        if (lower_ptr[i + 1] < lower_ptr[i])
+            throw py::value_error("lower_ptr must be non-decreasing; it decreases at row " + std::to_string(i));
+    if (static_cast<std::size_t>(lower_ptr[n]) != E)
+        throw py::value_error("lower_ptr[-1] = " + std::to_string(lower_ptr[n]) + " must equal len(cols) = " +
+                              std::to_string(E));
+    for (std::size_t i = 0; i < n; ++i)
+        for (auto k = static_cast<std::size_t>(lower_ptr[i]); k < static_cast<std::size_t>(lower_ptr[i + 1]); ++k)
+            if (cols[k] < 0 || static_cast<std::size_t>(cols[k]) >= i)
+                throw py::value_error("cols[" + std::to_string(k) + "] = " + std::to_string(cols[k]) + " in row " +
+                                      std::to_string(i) + " is not a strictly-lower column (need 0 <= col < row)");
+}
+
+template <class I>
+py::tuple forward_typed(py::array& lower_ptr, py::array& cols, py::array& a_off, py::array& l0_off,
+                        py::array& node_features, py::array& parameters, std::size_t width, std::size_t rounds,
+                        int threads) {
+    require_1d_contiguous(lower_ptr, "lower_ptr");
+    if (lower_ptr.shape(0) < 1) throw py::value_error("lower_ptr must have length n + 1 >= 1");
+    const auto n = static_cast<std::size_t>(lower_ptr.shape(0) - 1);
+    require_1d_contiguous(cols, "cols");
+    const auto E = static_cast<std::size_t>(cols.shape(0));
+    const I* lp = vector_data<I>(lower_ptr, n + 1, "lower_ptr", false);
+    const I* ci = vector_data<I>(cols, E, "cols", false);
+    const float* pa = vector_data<float>(a_off, E, "a_off", false);
+    const float* pl = vector_data<float>(l0_off, E, "l0_off", false);
+    require_dtype<float>(node_features, "node_features");
+    if (node_features.ndim() != 2 || static_cast<std::size_t>(node_features.shape(0)) != n ||
+        static_cast<std::size_t>(node_features.shape(1)) != kGnnNodeFeatures)
+        throw py::value_error("node_features must have shape (" + std::to_string(n) + ", " +
+                              std::to_string(kGnnNodeFeatures) + "), got " + shape_str(node_features));
+    if (!(node_features.flags() & py::array::c_style)) throw py::value_error("node_features must be C-contiguous");
+    const auto* px = static_cast<const float*>(node_features.data());
+    const float* pw = vector_data<float>(parameters, gnn_parameter_count(width, rounds), "parameters", false);
+    require_strictly_lower_graph(lp, ci, n, E);
+
+    py::array_t<float> l_off(static_cast<py::ssize_t>(E)), l_diag(static_cast<py::ssize_t>(n));
+    float* po = l_off.mutable_data();
+    float* pd = l_diag.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        const GnnWeights net(pw, width, rounds);
+        if (width == 8)
+            gnn_forward<8>(net, n, lp, ci, pa, pl, px, po, pd, threads);
+        else if (width == 16)
+            gnn_forward<16>(net, n, lp, ci, pa, pl, px, po, pd, threads);
+        else
+            gnn_forward<0>(net, n, lp, ci, pa, pl, px, po, pd, threads);
+    }
+    return py::make_tuple(l_off, l_diag);
+}
+
+py::tuple ic_gnn_forward_py(py::handle lower_ptr_obj, py::handle cols_obj, py::handle a_obj, py::handle l0_obj,
+                            py::handle x_obj, py::handle w_obj, long long width, long long rounds, long long threads) {
+    py::array lower_ptr = as_ndarray(lower_ptr_obj, "lower_ptr"), cols = as_ndarray(cols_obj, "cols");
+    py::array a_off = as_ndarray(a_obj, "a_off"), l0_off = as_ndarray(l0_obj, "l0_off");
+    py::array node_features = as_ndarray(x_obj, "node_features"), parameters = as_ndarray(w_obj, "parameters");
+    if (width < 2 || width > static_cast<long long>(kGnnMaxWidth))
+        throw py::value_error("width must be in [2, " + std::to_string(kGnnMaxWidth) + "], got " + std::to_string(width));
+    if (rounds < 1 || rounds > static_cast<long long>(kGnnMaxRounds))
+        throw py::value_error("rounds must be in [1, " + std::to_string(kGnnMaxRounds) + "], got " +
+                              std::to_string(rounds));
+    if (threads < 0 || threads > 1024)
+        throw py::value_error("threads must be in [0, 1024] (0: the OpenMP default), got " + std::to_string(threads));
+    int nthreads = static_cast<int>(threads);
+#ifdef _OPENMP
+    if (nthreads == 0) nthreads = omp_get_max_threads();
+#else
+    nthreads = 1;
+#endif
+    const auto w = static_cast<std::size_t>(width), r = static_cast<std::size_t>(rounds);
+    if (has_dtype<std::int32_t>(lower_ptr))
+        return forward_typed<std::int32_t>(lower_ptr, cols, a_off, l0_off, node_features, parameters, w, r, nthreads);
+    if (has_dtype<std::int64_t>(lower_ptr))
+        return forward_typed<std::int64_t>(lower_ptr, cols, a_off, l0_off, node_features, parameters, w, r, nthreads);
+    throw py::type_error("lower_ptr must have dtype int32 or int64, got " + dtype_str(lower_ptr));
+}
+
+}  // namespace
+
+void bind_gnn(py::module_& m) {
+    m.def("ic_gnn_forward", &ic_gnn_forward_py, py::arg("lower_ptr"), py::arg("cols"), py::arg("a_off"),
+          py::arg("l0_off"), py::arg("node_features"), py::arg("parameters"), py::arg("width"), py::arg("rounds"),
+          py::arg("threads") = 1,
+          "Forward pass of the learned-IC network (ICGNN) in float32 -> (l_off, l_diag).\n"
+          "Graph: strictly-lower edges in CSR order (lower_ptr: n + 1, cols: E, int32 or int64 alike);\n"
+          "a_off, l0_off: float32 (E,); node_features: float32 (n, 4); parameters: the flat float32\n"
+          "array of ICGNN.native_parameters(). threads: OpenMP threads (0: the OpenMP default); the\n"
+          "result does not depend on it.");
+}
