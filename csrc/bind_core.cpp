@@ -21,6 +21,7 @@
 #include "preconditioners.hpp"
 #include "relaxation.hpp"
 #include "spmv.hpp"
+#include "symmetry.hpp"
 #include "triangular.hpp"
 
 namespace py = pybind11;
@@ -187,6 +188,15 @@ py::array csr_diagonal_py(const CsrMatrix& A) {
         }
         return d;
     });
+}
+
+py::tuple csr_asymmetry_py(const CsrMatrix& A) {
+    A.require_square("A");
+    const Asymmetry result = A.visit([](auto view) {
+        py::gil_scoped_release nogil;
+        return csr_asymmetry(view);
+    });
+    return py::make_tuple(result.max_difference, result.max_abs);
 }
 
 std::string csr_repr(const CsrMatrix& A) {
@@ -529,6 +539,8 @@ void bind_core(py::module_& m) {
         .def_property_readonly("data", &CsrMatrix::data)
         .def("matvec", &csr_matvec_py, py::arg("x"), py::arg("out") = py::none(), "y = A x (into out when given).")
         .def("diagonal", &csr_diagonal_py, "Main diagonal (zeros where no entry is stored).")
+        .def("asymmetry", &csr_asymmetry_py,
+             "(max |a_ij - a_ji|, max |a_ij|) of a square matrix, without forming the transpose.")
         .def("__repr__", &csr_repr);
 
     m.def("dot", &dot_py, py::arg("x"), py::arg("y"), "x . y (accumulated in float64, deterministic).");

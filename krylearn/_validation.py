@@ -128,14 +128,15 @@ def _canonical_view(A, dtype) -> sp.csr_array | None:
 
 
 class MatrixProperties:
-    """Symmetry and diagonal of a canonical CSR A, each computed once, on first use."""
+    """Symmetry and diagonal of a canonical CSR A, each computed once, on first use.
+    ``kernel``: the ``_kernels.CsrMatrix`` already wrapping ``csr``, if any (saves its validation)."""
 
-    def __init__(self, csr: sp.csr_array) -> None:
-        self._csr = csr
+    def __init__(self, csr: sp.csr_array, kernel=None) -> None:
+        self._csr, self._kernel = csr, kernel
 
     @cached_property
     def symmetric(self) -> bool:
-        return is_symmetric(self._csr)
+        return is_symmetric(self._csr, kernel=self._kernel)
 
     @cached_property
     def diagonal(self) -> np.ndarray:
@@ -150,21 +151,11 @@ class MatrixProperties:
         return bool(np.all(self.diagonal != 0))
 
 
-def is_symmetric(csr: sp.csr_array, rtol: float = 1e-12) -> bool:
-    """max |A - A^T| <= rtol max |A| (for a canonical CSR).
-
-    A structurally symmetric pattern (the common case) is decided by comparing
-    the values with the transpose's entry by entry; otherwise A - A^T is formed
-    (explicit zeros and entries below the tolerance may still make A symmetric).
-    """
-    if csr.nnz == 0:
-        return True
-    transpose = csr.T.tocsr()  # canonical: the CSC -> CSR conversion sorts column indices
-    scale = float(np.abs(csr.data).max())
-    if np.array_equal(transpose.indptr, csr.indptr) and np.array_equal(transpose.indices, csr.indices):
-        return float(np.abs(csr.data - transpose.data).max()) <= rtol * scale
-    asym = abs(csr - transpose)
-    return asym.nnz == 0 or float(asym.max()) <= rtol * scale
+def is_symmetric(csr: sp.csr_array, rtol: float = 1e-12, kernel=None) -> bool:
+    """max |A - A^T| <= rtol max |A| for a canonical CSR, by the native one-pass check
+    (``kernel``: ``csr`` already wrapped by :func:`as_kernel_matrix`)."""
+    max_difference, max_abs = (as_kernel_matrix(csr) if kernel is None else kernel).asymmetry()
+    return max_difference <= rtol * max_abs
 
 
 def as_kernel_matrix(csr: sp.csr_array):

@@ -75,7 +75,7 @@ class LinearSystem:
 
     def __post_init__(self) -> None:
         if self.properties is None and self.csr is not None:
-            self.properties = MatrixProperties(self.csr)
+            self.properties = MatrixProperties(self.csr, self.operator)
 
     def matvec(self, x: np.ndarray) -> np.ndarray:
         return self.csr @ x if self.csr is not None else self.operator(x)

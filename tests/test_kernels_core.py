@@ -89,6 +89,18 @@ def test_rectangular_matvec_and_diagonal(rng):
 
 
 @pytest.mark.parametrize("index_dtype,dtype", COMBOS)
+def test_asymmetry_matches_the_dense_transpose(index_dtype, dtype, rng):
+    for A in (random_dominant(120, 0.05, rng), random_dominant(120, 0.05, rng, symmetric=True),
+              sp.csr_array(sp.random_array((50, 50), density=0.1, rng=rng)), sp.csr_array((5, 5))):
+        A.sum_duplicates()
+        dense = A.toarray().astype(dtype).astype(np.float64)
+        difference, largest = kmat(A, index_dtype, dtype).asymmetry()
+        assert difference == np.abs(dense - dense.T).max() and largest == np.abs(dense).max()
+    with pytest.raises(ValueError, match="square"):
+        kmat(sp.csr_array(np.ones((2, 3))), index_dtype, dtype).asymmetry()
+
+
+@pytest.mark.parametrize("index_dtype,dtype", COMBOS)
 def test_spmv_alpha_beta(index_dtype, dtype, rng):
     A = random_dominant(200, 0.05, rng)
     M = kmat(A, index_dtype, dtype)
