@@ -509,15 +509,14 @@ class RecyclingSolver:
         if not np.any(good):
             self._U = self._C = self._MC = None
             return
-        T = V[:, good] / np.sqrt(lam[good])
+        T = V[:, good] / np.sqrt(lam[good])  # Z T is A-orthonormal
+        if select is not None and select < T.shape[1]:
+            # Rayleigh-Ritz in the small space (F = T^T (AZ)^T M^{-1} AZ T), then one product per block
+            F = T.T @ (AZ.T @ (AZ if MAZ is None else MAZ)) @ T
+            _, Y = np.linalg.eigh(0.5 * (F + F.T))  # ascending theta
+            T = T @ (Y[:, :select] if self.keep == "smallest" else Y[:, -select:])
         Z, AZ = Z @ T, AZ @ T
         MAZ = None if MAZ is None else MAZ @ T
-        if select is not None and select < Z.shape[1]:
-            F = AZ.T @ (AZ if MAZ is None else MAZ)
-            _, Y = np.linalg.eigh(0.5 * (F + F.T))  # ascending theta
-            Y = Y[:, :select] if self.keep == "smallest" else Y[:, -select:]
-            Z, AZ = Z @ Y, AZ @ Y
-            MAZ = None if MAZ is None else MAZ @ Y
         self._U, self._C, self._MC = Z, AZ, MAZ
 
     def _deflated_cg(self, op: _Operator, b, x, tol, maxiter, same_matrix, callback):
