@@ -460,14 +460,20 @@ py::array preconditioner_apply_py(const Preconditioner& M, py::handle r_obj, py:
     return run(float{});
 }
 
+// build(A, view) with the stored CsrView of the square CsrMatrix `obj` (the argument `name`).
+template <class Build>
+py::object on_square_matrix(py::object obj, const char* name, Build&& build) {
+    const CsrMatrix& A = csr_arg(obj, name);
+    A.require_square(name);
+    return A.visit([&](auto view) { return build(A, view); });
+}
+
 py::object jacobi_preconditioner_py(py::object A_obj, double omega) {
-    const CsrMatrix& A = csr_arg(A_obj, "A");
-    A.require_square("A");
-    if (!(omega > 0.0) || !std::isfinite(omega))
-        throw py::value_error("omega must be finite and > 0, got " + std::to_string(omega));
-    return A.visit([&](auto view) {
+    return on_square_matrix(A_obj, "A", [&](const CsrMatrix& A, auto view) {
         using I = typename decltype(view)::index_type;
         using T = typename decltype(view)::value_type;
+        if (!(omega > 0.0) || !std::isfinite(omega))
+            throw py::value_error("omega must be finite and > 0, got " + std::to_string(omega));
         const DiagonalInfo<I, T>& d = checked_diagonal<I, T>(A, "jacobi_preconditioner", true);
         auto op = build_preconditioner<JacobiPreconditioner<T>>("jacobi_preconditioner", scaled_inverse(d.inverse, omega));
         return make_preconditioner<T>("jacobi", op, py::none());
@@ -475,12 +481,10 @@ py::object jacobi_preconditioner_py(py::object A_obj, double omega) {
 }
 
 py::object ssor_preconditioner_py(py::object A_obj, double omega) {
-    const CsrMatrix& A = csr_arg(A_obj, "A");
-    A.require_square("A");
-    require_relaxation_omega(omega);
-    return A.visit([&](auto view) {
+    return on_square_matrix(A_obj, "A", [&](const CsrMatrix& A, auto view) {
         using I = typename decltype(view)::index_type;
         using T = typename decltype(view)::value_type;
+        require_relaxation_omega(omega);
         const DiagonalInfo<I, T>& d = checked_diagonal<I, T>(A, "ssor_preconditioner", true);
         auto op = build_preconditioner<SsorPreconditioner<I, T>>("ssor_preconditioner", view, d.position,
                                                                  scaled_inverse(d.inverse, omega), omega);
@@ -489,9 +493,7 @@ py::object ssor_preconditioner_py(py::object A_obj, double omega) {
 }
 
 py::object ic_preconditioner_py(py::object L_obj) {
-    const CsrMatrix& L = csr_arg(L_obj, "L");
-    L.require_square("L");
-    return L.visit([&](auto view) {
+    return on_square_matrix(L_obj, "L", [&](const CsrMatrix&, auto view) {
         using I = typename decltype(view)::index_type;
         using T = typename decltype(view)::value_type;
         for (std::size_t i = 0; i < view.n_rows; ++i) {
@@ -510,9 +512,7 @@ py::object ic_preconditioner_py(py::object L_obj) {
 }
 
 py::object ilu_preconditioner_py(py::object LU_obj) {
-    const CsrMatrix& LU = csr_arg(LU_obj, "LU");
-    LU.require_square("LU");
-    return LU.visit([&](auto view) {
+    return on_square_matrix(LU_obj, "LU", [&](const CsrMatrix& LU, auto view) {
         using I = typename decltype(view)::index_type;
         using T = typename decltype(view)::value_type;
         const DiagonalInfo<I, T>& d = checked_diagonal<I, T>(LU, "ilu_preconditioner", true);

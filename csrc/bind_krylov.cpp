@@ -69,6 +69,7 @@ std::size_t count_argument(py::handle obj, const char* name, std::size_t if_none
 // Everything a loop needs, validated; owns the operator adaptors.
 template <class T>
 struct KrylovCall {
+    using value_type = T;
     std::size_t n = 0;
     const T* b = nullptr;
     T* x = nullptr;
@@ -147,6 +148,21 @@ struct KrylovCall {
     }
 };
 
+// (iterations, info, residuals) of loop(call), call being the validated
+// KrylovCall<T> of the solve's value type; residual_callback: callback gets
+// ||r_k|| / ||b|| instead of x_k.
+template <class Loop>
+py::tuple solve_krylov(py::handle A, py::handle b, py::handle x, py::handle M, double rtol, double atol,
+                       py::handle maxiter, py::handle callback, std::size_t maxiter_per_unknown,
+                       bool residual_callback, Loop&& loop) {
+    return dispatch_value_type(A, b, [&](auto tag) {
+        using T = decltype(tag);
+        KrylovCall<T> call(A, b, x, M, rtol, atol, maxiter, callback, maxiter_per_unknown);
+        if (residual_callback && !callback.is_none()) call.set_callback(callback, true);
+        return call.run([&] { return loop(call); });
+    });
+}
+
 constexpr const char* kReturns =
     "Returns (iterations, info, residuals): info 0 converged (||b - A x|| <= max(atol, rtol ||b||)), > 0 "
     "not converged after that many iterations, -1 A not SPD (CG), -2 M not SPD, -3 other breakdown "
@@ -161,22 +177,19 @@ void bind_krylov(py::module_& m) {
         "cg",
         [](py::handle A, py::handle b, py::handle x, py::handle M, double rtol, double atol, py::handle maxiter,
            py::handle callback) {
-            return dispatch_value_type(A, b, [&](auto tag) {
-                using T = decltype(tag);
-                KrylovCall<T> call(A, b, x, M, rtol, atol, maxiter, callback, 10);
-                return call.run([&] {
-                    return std::visit(
-                        [&](const auto& view) {
-                            using View = std::decay_t<decltype(view)>;
-                            if constexpr (std::is_same_v<View, std::monostate>)
-                                return cg(GenericOperator<T>{*call.A}, call.preconditioner(), call.b, call.x,
-                                          call.params, call.hooks);
-                            else
-                                return cg(CsrFusedOperator<typename std::decay_t<decltype(*view.indptr)>, T>{view},
-                                          call.preconditioner(), call.b, call.x, call.params, call.hooks);
-                        },
-                        call.A_view);
-                });
+            return solve_krylov(A, b, x, M, rtol, atol, maxiter, callback, 10, false, [](auto& call) {
+                using T = typename std::decay_t<decltype(call)>::value_type;
+                return std::visit(
+                    [&](const auto& view) {
+                        using View = std::decay_t<decltype(view)>;
+                        if constexpr (std::is_same_v<View, std::monostate>)
+                            return cg(GenericOperator<T>{*call.A}, call.preconditioner(), call.b, call.x, call.params,
+                                      call.hooks);
+                        else
+                            return cg(CsrFusedOperator<typename std::decay_t<decltype(*view.indptr)>, T>{view},
+                                      call.preconditioner(), call.b, call.x, call.params, call.hooks);
+                    },
+                    call.A_view);
             });
         },
         py::arg("A"), py::arg("b"), py::arg("x"), py::arg("M") = py::none(), py::arg("rtol") = 1e-5,
@@ -191,15 +204,11 @@ void bind_krylov(py::module_& m) {
             if (callback_type != "x" && callback_type != "pr_norm")
                 throw py::value_error("callback_type must be 'x' or 'pr_norm', got '" + callback_type + "'");
             const std::size_t m_restart = count_argument(restart, "restart", 20, 1);
-            return dispatch_value_type(A, b, [&](auto tag) {
-                using T = decltype(tag);
-                KrylovCall<T> call(A, b, x, M, rtol, atol, maxiter, callback, 10);
-                if (!callback.is_none()) call.set_callback(callback, callback_type == "pr_norm");
-                return call.run([&] {
-                    return gmres(*call.A, call.preconditioner(), call.b, call.x, call.params, m_restart, flexible,
-                                 call.hooks);
-                });
-            });
+            return solve_krylov(A, b, x, M, rtol, atol, maxiter, callback, 10, callback_type == "pr_norm",
+                                [&](auto& call) {
+                                    return gmres(*call.A, call.preconditioner(), call.b, call.x, call.params,
+                                                 m_restart, flexible, call.hooks);
+                                });
         },
         py::arg("A"), py::arg("b"), py::arg("x"), py::arg("M") = py::none(), py::arg("restart") = 20,
         py::arg("rtol") = 1e-5, py::arg("atol") = 0.0, py::arg("maxiter") = py::none(),
@@ -213,12 +222,8 @@ void bind_krylov(py::module_& m) {
         "bicgstab",
         [](py::handle A, py::handle b, py::handle x, py::handle M, double rtol, double atol, py::handle maxiter,
            py::handle callback) {
-            return dispatch_value_type(A, b, [&](auto tag) {
-                using T = decltype(tag);
-                KrylovCall<T> call(A, b, x, M, rtol, atol, maxiter, callback, 10);
-                return call.run([&] {
-                    return bicgstab(*call.A, call.preconditioner(), call.b, call.x, call.params, call.hooks);
-                });
+            return solve_krylov(A, b, x, M, rtol, atol, maxiter, callback, 10, false, [](auto& call) {
+                return bicgstab(*call.A, call.preconditioner(), call.b, call.x, call.params, call.hooks);
             });
         },
         py::arg("A"), py::arg("b"), py::arg("x"), py::arg("M") = py::none(), py::arg("rtol") = 1e-5,
@@ -231,12 +236,8 @@ void bind_krylov(py::module_& m) {
         [](py::handle A, py::handle b, py::handle x, py::handle M, double shift, double rtol, py::handle maxiter,
            py::handle callback) {
             if (!std::isfinite(shift)) throw py::value_error("shift must be finite");
-            return dispatch_value_type(A, b, [&](auto tag) {
-                using T = decltype(tag);
-                KrylovCall<T> call(A, b, x, M, rtol, 0.0, maxiter, callback, 5);
-                return call.run([&] {
-                    return minres(*call.A, call.preconditioner(), call.b, call.x, shift, call.params, call.hooks);
-                });
+            return solve_krylov(A, b, x, M, rtol, 0.0, maxiter, callback, 5, false, [&](auto& call) {
+                return minres(*call.A, call.preconditioner(), call.b, call.x, shift, call.params, call.hooks);
             });
         },
         py::arg("A"), py::arg("b"), py::arg("x"), py::arg("M") = py::none(), py::arg("shift") = 0.0,
