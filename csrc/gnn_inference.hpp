@@ -29,6 +29,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 namespace krylearn {
@@ -134,64 +135,76 @@ struct GnnWeights {
     }
 };
 
-// Dense building blocks on one row; W is the compile-time width (0: runtime width w).
-// W a multiple of 4 keeps a row in 4-float GCC vectors (SSE registers without -march).
-template <std::size_t W>
-struct GnnRow {
+// Dense building blocks on a block of G rows (G nodes or G edges processed together: their
+// independent chains keep the FP units busy). W is the compile-time width (0: runtime width w);
+// W a multiple of 4 keeps the rows in 4-float GCC vectors (SSE registers without -march).
+template <std::size_t W, std::size_t G>
+struct GnnBlock {
     static constexpr std::size_t kBuffer = W > 0 ? W : kGnnMaxWidth;
     static constexpr std::size_t kLanes = W % 4 == 0 ? W / 4 : 0;  // 4-float vectors per row (0: scalar loops)
+    using Rows = float[G][kBuffer];
 
-    // y (+)= rows [row0, row0 + m) of layer's W^T applied to x (m inputs), over all outputs.
-    static void accumulate(const GnnLinear& layer, std::size_t row0, const float* __restrict x, std::size_t m,
-                           float* __restrict y, std::size_t w) {
-        if constexpr (kLanes > 0) {  // the outputs held in registers, four lanes at a time
-            gnn_f4 acc[kLanes];
-            std::memcpy(acc, y, sizeof acc);
+    // y[g] += rows [row0, row0 + m) of the layer's W^T applied to x + g * x_stride (m inputs), g < G.
+    static void accumulate(const GnnLinear& layer, std::size_t row0, const float* x, std::size_t x_stride,
+                           std::size_t m, Rows& y, std::size_t w) {
+        if constexpr (kLanes > 0) {
+            gnn_f4 acc[G][kLanes];
+            for (std::size_t g = 0; g < G; ++g) std::memcpy(acc[g], y[g], sizeof acc[g]);
             for (std::size_t i = 0; i < m; ++i) {
-                const float xi = x[i];
-                const float* col = layer.wt + (row0 + i) * W;
-                for (std::size_t c = 0; c < kLanes; ++c) {
-                    gnn_f4 wc;
-                    std::memcpy(&wc, col + 4 * c, sizeof wc);
-                    acc[c] += wc * xi;
+                gnn_f4 wc[kLanes];
+                std::memcpy(wc, layer.wt + (row0 + i) * W, sizeof wc);
+                for (std::size_t g = 0; g < G; ++g) {
+                    const float xi = x[g * x_stride + i];
+                    for (std::size_t c = 0; c < kLanes; ++c) acc[g][c] += wc[c] * xi;
                 }
             }
-            std::memcpy(y, acc, sizeof acc);
+            for (std::size_t g = 0; g < G; ++g) std::memcpy(y[g], acc[g], sizeof acc[g]);
         } else {
             for (std::size_t i = 0; i < m; ++i) {
-                const float xi = x[i];
-                const float* __restrict col = layer.wt + (row0 + i) * w;
-                for (std::size_t o = 0; o < w; ++o) y[o] += col[o] * xi;
+                const float* col = layer.wt + (row0 + i) * w;
+                for (std::size_t g = 0; g < G; ++g) {
+                    const float xi = x[g * x_stride + i];
+                    for (std::size_t o = 0; o < w; ++o) y[g][o] += col[o] * xi;
+                }
             }
         }
+    }
+
+    // y[g] = bias + the node blocks' contributions are added by the caller; this sets y[g] = bias.
+    static void set_bias(const GnnLinear& layer, Rows& y) {
+        for (std::size_t g = 0; g < G; ++g) std::copy(layer.bias, layer.bias + layer.out, y[g]);
     }
 
     // y = y / (1 + exp(-y)), four lanes at a time.
-    static void silu(float* __restrict y, std::size_t w) {
+    static void silu(Rows& y, std::size_t w) {
         const std::size_t n = W > 0 ? W : w;
-        std::size_t o = 0;
-        for (; o + 4 <= n; o += 4) {
-            gnn_f4 v;
-            std::memcpy(&v, y + o, sizeof v);
-            v = v / (1.0f + gnn_exp<gnn_f4, gnn_i4>(-v));
-            std::memcpy(y + o, &v, sizeof v);
+        for (std::size_t g = 0; g < G; ++g) {
+            std::size_t o = 0;
+            for (; o + 4 <= n; o += 4) {
+                gnn_f4 v;
+                std::memcpy(&v, y[g] + o, sizeof v);
+                v = v / (1.0f + gnn_exp<gnn_f4, gnn_i4>(-v));
+                std::memcpy(y[g] + o, &v, sizeof v);
+            }
+            for (; o < n; ++o) y[g][o] = y[g][o] / (1.0f + gnn_exp<float, std::int32_t>(-y[g][o]));
         }
-        for (; o < n; ++o) y[o] = y[o] / (1.0f + gnn_exp<float, std::int32_t>(-y[o]));
     }
 
-    // y = second(silu(pre)) where pre already holds first's output and second has w outputs.
-    static void finish_mlp(const GnnLinear& second, float* pre, float* y, std::size_t w) {
+    // y = second(silu(pre)) where pre holds the first layer's output and second has w outputs.
+    static void finish_mlp(const GnnLinear& second, Rows& pre, Rows& y, std::size_t w) {
         silu(pre, w);
-        std::copy(second.bias, second.bias + (W > 0 ? W : w), y);
-        accumulate(second, 0, pre, W > 0 ? W : w, y, w);
+        set_bias(second, y);
+        accumulate(second, 0, pre[0], kBuffer, W > 0 ? W : w, y, w);
     }
 
-    // second(silu(pre)) for a second layer with one output.
-    static float finish_scalar_mlp(const GnnLinear& second, float* pre, std::size_t w) {
+    // out[g] = second(silu(pre[g])) for a second layer with one output.
+    static void finish_scalar_mlp(const GnnLinear& second, Rows& pre, float* out, std::size_t w) {
         silu(pre, w);
-        float s = 0.0f;
-        for (std::size_t i = 0; i < (W > 0 ? W : w); ++i) s += second.wt[i] * pre[i];
-        return second.bias[0] + s;
+        for (std::size_t g = 0; g < G; ++g) {
+            float s = 0.0f;
+            for (std::size_t i = 0; i < (W > 0 ? W : w); ++i) s += second.wt[i] * pre[g][i];
+            out[g] = second.bias[0] + s;
+        }
     }
 
     static void layer_norm(float* y, const float* gamma, const float* beta, std::size_t w) {
@@ -220,122 +233,156 @@ void gnn_column_edges(std::size_t n, const I* lower_ptr, const I* cols, std::vec
     for (std::size_t k = 0; k < E; ++k) col_edges[next[static_cast<std::size_t>(cols[k])]++] = k;
 }
 
+// Inside a parallel region: body(first, std::integral_constant<size_t, G>) for the full blocks of
+// G items of [0, count), body(k, std::integral_constant<size_t, 1>) for the items of the last,
+// partial block; blocks are shared out statically among the threads.
+template <std::size_t G, class F>
+void gnn_for_blocks(std::size_t count, F&& body) {
+    const auto blocks = static_cast<std::ptrdiff_t>((count + G - 1) / G);
+#pragma omp for schedule(static)
+    for (std::ptrdiff_t b = 0; b < blocks; ++b) {
+        const std::size_t first = static_cast<std::size_t>(b) * G;
+        if (first + G <= count) {
+            body(first, std::integral_constant<std::size_t, G>{});
+        } else {
+            for (std::size_t k = first; k < count; ++k) body(k, std::integral_constant<std::size_t, 1>{});
+        }
+    }
+}
+
 // The forward pass (see the header comment). Writes l_off (E) and l_diag (n).
 // The graph must be valid (lower_ptr non-decreasing from 0, 0 <= cols < row).
 template <std::size_t W, class I>
 void gnn_forward(const GnnWeights& net, std::size_t n, const I* lower_ptr, const I* cols, const float* a_off,
                  const float* l0_off, const float* node_features, float* l_off, float* l_diag, int threads) {
-    using Row = GnnRow<W>;
-    constexpr std::size_t B = Row::kBuffer;
+    constexpr std::size_t G = W == 0 ? 1 : (W <= 8 ? 4 : 2);  // rows per block: 2 W/4-vector rows fill the registers
     const std::size_t w = W > 0 ? W : net.width;
     const std::size_t E = static_cast<std::size_t>(lower_ptr[n]);
-    const auto rows = static_cast<std::ptrdiff_t>(n);
     std::vector<std::size_t> col_ptr, col_edges;
     gnn_column_edges(n, lower_ptr, cols, col_ptr, col_edges);
+    std::vector<I> edge_rows(E);
+    for (std::size_t i = 0; i < n; ++i)
+        std::fill(edge_rows.begin() + lower_ptr[i], edge_rows.begin() + lower_ptr[i + 1], static_cast<I>(i));
 
     std::vector<float> e(E * w), h(n * w), from_row(n * w), from_col(n * w), pre_row(n * w), pre_col(n * w);
-    // pre_row_i / pre_col_i = the node blocks of `first` (inputs [w, 2w) and [2w, 3w)) applied to h_i
-    const auto node_blocks = [&](const GnnLinear& first, std::size_t i) {
-        float* pr = &pre_row[i * w];
-        float* pc = &pre_col[i * w];
-        std::fill(pr, pr + w, 0.0f);
-        std::fill(pc, pc + w, 0.0f);
-        Row::accumulate(first, w, &h[i * w], w, pr, w);
-        Row::accumulate(first, 2 * w, &h[i * w], w, pc, w);
+    // pre_row_i / pre_col_i = the node blocks of `first` (inputs [w, 2w) and [2w, 3w)) applied to h_i, i = i0 + g
+    const auto node_blocks = [&](const GnnLinear& first, std::size_t i0, auto block) {
+        using B = GnnBlock<W, decltype(block)::value>;
+        typename B::Rows pr = {}, pc = {};
+        B::accumulate(first, w, &h[i0 * w], w, w, pr, w);
+        B::accumulate(first, 2 * w, &h[i0 * w], w, w, pc, w);
+        for (std::size_t g = 0; g < decltype(block)::value; ++g) {
+            std::copy(pr[g], pr[g] + w, &pre_row[(i0 + g) * w]);
+            std::copy(pc[g], pc[g] + w, &pre_col[(i0 + g) * w]);
+        }
+    };
+    // pre[g] = first's bias + the gathered node blocks of edge k0 + g's end points
+    const auto edge_start = [&](const GnnLinear& first, std::size_t k0, auto& pre, std::size_t count) {
+        for (std::size_t g = 0; g < count; ++g) {
+            const auto i = static_cast<std::size_t>(edge_rows[k0 + g]), j = static_cast<std::size_t>(cols[k0 + g]);
+            for (std::size_t o = 0; o < w; ++o) pre[g][o] = first.bias[o] + pre_row[i * w + o] + pre_col[j * w + o];
+        }
     };
     const GnnLinear& first_edge_layer = net.rounds.empty() ? net.edge_decoder.first : net.rounds[0].edge.first;
 
 #pragma omp parallel num_threads(threads)
     {
-#pragma omp for schedule(static)
-        for (std::ptrdiff_t ii = 0; ii < rows; ++ii) {
-            const auto i = static_cast<std::size_t>(ii);
-            float pre[B];
-            std::copy(net.node_encoder.first.bias, net.node_encoder.first.bias + w, pre);
-            Row::accumulate(net.node_encoder.first, 0, &node_features[i * kGnnNodeFeatures], kGnnNodeFeatures, pre, w);
-            Row::finish_mlp(net.node_encoder.second, pre, &h[i * w], w);
-            node_blocks(first_edge_layer, i);
-            for (auto k = static_cast<std::size_t>(lower_ptr[i]); k < static_cast<std::size_t>(lower_ptr[i + 1]); ++k) {
-                const float x[2] = {a_off[k], l0_off[k]};
-                std::copy(net.edge_encoder.first.bias, net.edge_encoder.first.bias + w, pre);
-                Row::accumulate(net.edge_encoder.first, 0, x, kGnnEdgeFeatures, pre, w);
-                Row::finish_mlp(net.edge_encoder.second, pre, &e[k * w], w);
-            }
-        }
+        gnn_for_blocks<G>(n, [&](std::size_t i0, auto block) {
+            using B = GnnBlock<W, decltype(block)::value>;
+            typename B::Rows pre, out;
+            B::set_bias(net.node_encoder.first, pre);
+            B::accumulate(net.node_encoder.first, 0, &node_features[i0 * kGnnNodeFeatures], kGnnNodeFeatures,
+                          kGnnNodeFeatures, pre, w);
+            B::finish_mlp(net.node_encoder.second, pre, out, w);
+            for (std::size_t g = 0; g < decltype(block)::value; ++g) std::copy(out[g], out[g] + w, &h[(i0 + g) * w]);
+            node_blocks(first_edge_layer, i0, block);
+        });
+        gnn_for_blocks<G>(E, [&](std::size_t k0, auto block) {
+            using B = GnnBlock<W, decltype(block)::value>;
+            typename B::Rows pre, out;
+            float x[2 * decltype(block)::value];
+            for (std::size_t g = 0; g < decltype(block)::value; ++g) x[2 * g] = a_off[k0 + g], x[2 * g + 1] = l0_off[k0 + g];
+            B::set_bias(net.edge_encoder.first, pre);
+            B::accumulate(net.edge_encoder.first, 0, x, kGnnEdgeFeatures, kGnnEdgeFeatures, pre, w);
+            B::finish_mlp(net.edge_encoder.second, pre, out, w);
+            for (std::size_t g = 0; g < decltype(block)::value; ++g) std::copy(out[g], out[g] + w, &e[(k0 + g) * w]);
+        });
         for (std::size_t r = 0; r < net.rounds.size(); ++r) {
             const auto& round = net.rounds[r];
             const GnnLinear& next_first = r + 1 < net.rounds.size() ? net.rounds[r + 1].edge.first
                                                                     : net.edge_decoder.first;
-            // edge update, and the mean of the new edge states over each row
+            // edge update
+            gnn_for_blocks<G>(E, [&](std::size_t k0, auto block) {
+                constexpr std::size_t count = decltype(block)::value;
+                using B = GnnBlock<W, count>;
+                typename B::Rows pre, delta;
+                edge_start(round.edge.first, k0, pre, count);
+                B::accumulate(round.edge.first, 0, &e[k0 * w], w, w, pre, w);
+                float x[2 * count];
+                for (std::size_t g = 0; g < count; ++g) x[2 * g] = a_off[k0 + g], x[2 * g + 1] = l0_off[k0 + g];
+                B::accumulate(round.edge.first, 3 * w, x, kGnnEdgeFeatures, kGnnEdgeFeatures, pre, w);
+                B::finish_mlp(round.edge.second, pre, delta, w);
+                for (std::size_t g = 0; g < count; ++g)
+                    for (std::size_t o = 0; o < w; ++o) e[(k0 + g) * w + o] += delta[g][o];
+            });
+            // means of the new edge states over each row (contiguous) and each column (gathered in edge order)
 #pragma omp for schedule(static)
-            for (std::ptrdiff_t ii = 0; ii < rows; ++ii) {
+            for (std::ptrdiff_t ii = 0; ii < static_cast<std::ptrdiff_t>(n); ++ii) {
                 const auto i = static_cast<std::size_t>(ii);
                 const auto begin = static_cast<std::size_t>(lower_ptr[i]), end = static_cast<std::size_t>(lower_ptr[i + 1]);
-                float sum[B] = {};
-                for (std::size_t k = begin; k < end; ++k) {
-                    const auto j = static_cast<std::size_t>(cols[k]);
-                    float pre[B], delta[B];
-                    float* ek = &e[k * w];
-                    for (std::size_t o = 0; o < w; ++o) pre[o] = round.edge.first.bias[o] + pre_row[i * w + o] + pre_col[j * w + o];
-                    Row::accumulate(round.edge.first, 0, ek, w, pre, w);
-                    const float x[2] = {a_off[k], l0_off[k]};
-                    Row::accumulate(round.edge.first, 3 * w, x, kGnnEdgeFeatures, pre, w);
-                    Row::finish_mlp(round.edge.second, pre, delta, w);
-                    for (std::size_t o = 0; o < w; ++o) {
-                        ek[o] += delta[o];
-                        sum[o] += ek[o];
-                    }
-                }
-                const float scale = end > begin ? 1.0f / float(end - begin) : 0.0f;
-                for (std::size_t o = 0; o < w; ++o) from_row[i * w + o] = sum[o] * scale;
-            }
-            // mean over each column (gathered in increasing edge order)
-#pragma omp for schedule(static)
-            for (std::ptrdiff_t jj = 0; jj < rows; ++jj) {
-                const auto j = static_cast<std::size_t>(jj);
-                float sum[B] = {};
-                for (std::size_t p = col_ptr[j]; p < col_ptr[j + 1]; ++p) {
-                    const float* ek = &e[col_edges[p] * w];
-                    for (std::size_t o = 0; o < w; ++o) sum[o] += ek[o];
-                }
-                const std::size_t count = col_ptr[j + 1] - col_ptr[j];
-                const float scale = count > 0 ? 1.0f / float(count) : 0.0f;
-                for (std::size_t o = 0; o < w; ++o) from_col[j * w + o] = sum[o] * scale;
+                float sum[GnnBlock<W, 1>::kBuffer] = {};
+                for (std::size_t k = begin; k < end; ++k)
+                    for (std::size_t o = 0; o < w; ++o) sum[o] += e[k * w + o];
+                const float row_scale = end > begin ? 1.0f / float(end - begin) : 0.0f;
+                for (std::size_t o = 0; o < w; ++o) from_row[i * w + o] = sum[o] * row_scale, sum[o] = 0.0f;
+                for (std::size_t p = col_ptr[i]; p < col_ptr[i + 1]; ++p)
+                    for (std::size_t o = 0; o < w; ++o) sum[o] += e[col_edges[p] * w + o];
+                const std::size_t count = col_ptr[i + 1] - col_ptr[i];
+                const float col_scale = count > 0 ? 1.0f / float(count) : 0.0f;
+                for (std::size_t o = 0; o < w; ++o) from_col[i * w + o] = sum[o] * col_scale;
             }
             // node update, LayerNorm, and the node blocks of the next edge layer
-#pragma omp for schedule(static)
-            for (std::ptrdiff_t ii = 0; ii < rows; ++ii) {
-                const auto i = static_cast<std::size_t>(ii);
-                float pre[B], delta[B];
-                float* hi = &h[i * w];
-                std::copy(round.node.first.bias, round.node.first.bias + w, pre);
-                Row::accumulate(round.node.first, 0, hi, w, pre, w);
-                Row::accumulate(round.node.first, w, &from_row[i * w], w, pre, w);
-                Row::accumulate(round.node.first, 2 * w, &from_col[i * w], w, pre, w);
-                Row::accumulate(round.node.first, 3 * w, &node_features[i * kGnnNodeFeatures], kGnnNodeFeatures, pre, w);
-                Row::finish_mlp(round.node.second, pre, delta, w);
-                for (std::size_t o = 0; o < w; ++o) hi[o] += delta[o];
-                Row::layer_norm(hi, round.norm_weight, round.norm_bias, w);
-                node_blocks(next_first, i);
-            }
+            gnn_for_blocks<G>(n, [&](std::size_t i0, auto block) {
+                constexpr std::size_t count = decltype(block)::value;
+                using B = GnnBlock<W, count>;
+                typename B::Rows pre, delta;
+                B::set_bias(round.node.first, pre);
+                B::accumulate(round.node.first, 0, &h[i0 * w], w, w, pre, w);
+                B::accumulate(round.node.first, w, &from_row[i0 * w], w, w, pre, w);
+                B::accumulate(round.node.first, 2 * w, &from_col[i0 * w], w, w, pre, w);
+                B::accumulate(round.node.first, 3 * w, &node_features[i0 * kGnnNodeFeatures], kGnnNodeFeatures,
+                              kGnnNodeFeatures, pre, w);
+                B::finish_mlp(round.node.second, pre, delta, w);
+                for (std::size_t g = 0; g < count; ++g) {
+                    float* hi = &h[(i0 + g) * w];
+                    for (std::size_t o = 0; o < w; ++o) hi[o] += delta[g][o];
+                    B::layer_norm(hi, round.norm_weight, round.norm_bias, w);
+                }
+                node_blocks(next_first, i0, block);
+            });
         }
         // decoders
-#pragma omp for schedule(static)
-        for (std::ptrdiff_t ii = 0; ii < rows; ++ii) {
-            const auto i = static_cast<std::size_t>(ii);
-            float pre[B];
-            for (auto k = static_cast<std::size_t>(lower_ptr[i]); k < static_cast<std::size_t>(lower_ptr[i + 1]); ++k) {
-                const auto j = static_cast<std::size_t>(cols[k]);
-                for (std::size_t o = 0; o < w; ++o)
-                    pre[o] = net.edge_decoder.first.bias[o] + pre_row[i * w + o] + pre_col[j * w + o];
-                Row::accumulate(net.edge_decoder.first, 0, &e[k * w], w, pre, w);
-                l_off[k] = l0_off[k] + a_off[k] * Row::finish_scalar_mlp(net.edge_decoder.second, pre, w);
-            }
-            std::copy(net.node_decoder.first.bias, net.node_decoder.first.bias + w, pre);
-            Row::accumulate(net.node_decoder.first, 0, &h[i * w], w, pre, w);
-            const float d = Row::finish_scalar_mlp(net.node_decoder.second, pre, w);
-            l_diag[i] = node_features[i * kGnnNodeFeatures] * std::exp(4.0f * std::tanh(d / 4.0f));
-        }
+        gnn_for_blocks<G>(E, [&](std::size_t k0, auto block) {
+            constexpr std::size_t count = decltype(block)::value;
+            using B = GnnBlock<W, count>;
+            typename B::Rows pre;
+            edge_start(net.edge_decoder.first, k0, pre, count);
+            B::accumulate(net.edge_decoder.first, 0, &e[k0 * w], w, w, pre, w);
+            float c[count];
+            B::finish_scalar_mlp(net.edge_decoder.second, pre, c, w);
+            for (std::size_t g = 0; g < count; ++g) l_off[k0 + g] = l0_off[k0 + g] + a_off[k0 + g] * c[g];
+        });
+        gnn_for_blocks<G>(n, [&](std::size_t i0, auto block) {
+            constexpr std::size_t count = decltype(block)::value;
+            using B = GnnBlock<W, count>;
+            typename B::Rows pre;
+            B::set_bias(net.node_decoder.first, pre);
+            B::accumulate(net.node_decoder.first, 0, &h[i0 * w], w, w, pre, w);
+            float d[count];
+            B::finish_scalar_mlp(net.node_decoder.second, pre, d, w);
+            for (std::size_t g = 0; g < count; ++g)
+                l_diag[i0 + g] = node_features[(i0 + g) * kGnnNodeFeatures] * std::exp(4.0f * std::tanh(d[g] / 4.0f));
+        });
     }
 }
 

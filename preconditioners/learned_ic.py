@@ -45,6 +45,9 @@ MODELS_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL = "general"
 FORMAT = "krylearn.learned_ic"
 FORMAT_VERSION = 1
+# Widest network run natively by default: the fused pass costs O(w^2) per edge in 4-float vectors and
+# at width 16 torch's GEMMs were ~10% faster (heat_fem n = 65536, one thread); at width 8 it is ~2x faster.
+NATIVE_MAX_WIDTH = 8
 
 
 class ModelFileError(ValueError):
@@ -249,10 +252,11 @@ class LearnedIC(Preconditioner):
     ``ood_threshold`` of the rows have input features outside the model's
     training range (``metadata["feature_ranges"]``), the network is not
     trusted and IC(0) is used with a warning (``fallback == "ic0"``). On the
-    CPU the network runs as one fused native pass (``_kernels.ic_gnn_forward``,
-    float32) with ``threads`` OpenMP threads (default 1); on other devices
-    (``device=``) it runs in torch with ``threads`` torch CPU threads, the
-    global torch setting restored (:meth:`network_output`).
+    CPU a network of width <= ``NATIVE_MAX_WIDTH`` runs as one fused native
+    pass (``_kernels.ic_gnn_forward``, float32) with ``threads`` OpenMP threads
+    (default 1); otherwise, and on other devices (``device=``), it runs in torch
+    with ``threads`` torch CPU threads, the global torch setting restored
+    (:meth:`network_output`).
     """
 
     name = "learned"
@@ -346,8 +350,9 @@ class LearnedIC(Preconditioner):
     def network_output(self, inputs: FactorInputs, backend: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(l_off, l_diag) in float32: the network's factor of A~ on ``inputs``' pattern. ``backend``
         "native" (the fused C++ forward pass, CPU only), "torch" (the module itself) or None: native
-        on the CPU, torch on other devices. Both run with ``threads`` threads."""
-        backend = backend or ("native" if self.device.type == "cpu" else "torch")
+        on the CPU up to width ``NATIVE_MAX_WIDTH``, else torch. Both run with ``threads`` threads."""
+        if backend is None:
+            backend = "native" if self.device.type == "cpu" and self.model.width <= NATIVE_MAX_WIDTH else "torch"
         if backend == "native":
             from krylearn import _kernels
 

@@ -1,0 +1,143 @@
+"""The native forward pass of the learned-IC network (_kernels.ic_gnn_forward)
+against the torch module, and its input validation."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from krylearn import _kernels
+from krylearn.bench.spd_families import TRAINING_FAMILIES, make_matrix
+from krylearn.preconditioners.ic_gnn import ICGNN
+from krylearn.preconditioners.learned_ic import MODELS_DIR, LearnedIC, factor_inputs
+
+
+def random_spd(n: int, seed: int, density: float = 0.2) -> sp.csr_array:
+    rng = np.random.default_rng(seed)
+    B = sp.random_array((n, n), density=density, rng=rng, data_sampler=rng.standard_normal)
+    return sp.csr_array(B @ B.T + sp.diags_array(rng.uniform(0.1, 2.0, n)))
+
+
+def random_model(width: int, rounds: int, seed: int, scale: float = 0.5) -> LearnedIC:
+    """Random weights everywhere, decoders included (so the output is not IC(0))."""
+    torch.manual_seed(seed)
+    model = ICGNN(width=width, rounds=rounds)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(scale * torch.randn_like(p))
+    return LearnedIC(model, {"family": "test"})
+
+
+def forward(pc: LearnedIC, inputs, **kw):
+    return _kernels.ic_gnn_forward(inputs.lower_ptr, inputs.cols, inputs.a_off, inputs.l0_off, inputs.node_features,
+                                   pc.model.native_parameters(), pc.model.width, pc.model.rounds, **kw)
+
+
+def assert_matches_torch(pc: LearnedIC, A) -> None:
+    inputs, _, _ = factor_inputs(A)
+    ref_off, ref_diag = pc.network_output(inputs, backend="torch")
+    off, diag = pc.network_output(inputs, backend="native")
+    assert off.dtype == diag.dtype == np.float32 and off.shape == ref_off.shape and diag.shape == ref_diag.shape
+    for got, want in ((off, ref_off), (diag, ref_diag)):  # float32 rounding, relative to the output's scale
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(np.abs(want).max(initial=1.0)))
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in MODELS_DIR.glob("*.pt")))
+def test_shipped_models_match_torch(name):
+    pc = LearnedIC.from_pretrained(name)
+    family = name if name in TRAINING_FAMILIES else "diffusion2d"
+    assert_matches_torch(pc, make_matrix(family, 600, seed=5))
+
+
+@pytest.mark.parametrize("width,rounds", [(8, 3), (16, 2), (5, 1), (2, 4)])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_random_weights_and_matrices_match_torch(width, rounds, seed):
+    pc = random_model(width, rounds, seed)
+    assert_matches_torch(pc, random_spd(97, seed=seed, density=0.08))
+
+
+def test_one_node_and_isolated_nodes():
+    pc = random_model(8, 2, seed=3)
+    assert_matches_torch(pc, sp.csr_array(np.array([[2.0]])))
+    isolated = sp.block_diag([random_spd(20, seed=4), sp.eye_array(1) * 3.0, random_spd(7, seed=5)], format="csr")
+    inputs, _, _ = factor_inputs(isolated)
+    assert np.any(np.diff(inputs.lower_ptr) == 0)  # rows without lower edges
+    assert_matches_torch(pc, sp.csr_array(isolated))
+
+
+def test_int32_and_int64_indices_and_thread_counts_agree_bitwise():
+    pc = random_model(8, 3, seed=6)
+    inputs, _, _ = factor_inputs(random_spd(300, seed=6, density=0.03))
+    reference = forward(pc, inputs)
+    inputs.lower_ptr, inputs.cols = inputs.lower_ptr.astype(np.int64), inputs.cols.astype(np.int64)
+    for threads in (1, 2, 3):
+        for got, want in zip(forward(pc, inputs, threads=threads), reference):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_learned_ic_uses_native_path_with_same_factor():
+    pc = LearnedIC.from_pretrained("diffusion2d")
+    A = make_matrix("diffusion2d", 400, seed=7)
+    L = pc.predict_factor(A)
+    inputs, pattern, _ = factor_inputs(A)
+    L_torch = pattern.assemble(*pc.network_output(inputs, backend="torch"))
+    np.testing.assert_allclose(L.data, L_torch.data, rtol=1e-5)
+    with pytest.raises(ValueError, match="backend"):
+        pc.network_output(inputs, backend="cuda")
+
+
+def valid_arguments():
+    pc = random_model(8, 2, seed=8)
+    inputs, _, _ = factor_inputs(random_spd(30, seed=8))
+    return dict(lower_ptr=inputs.lower_ptr, cols=inputs.cols, a_off=inputs.a_off, l0_off=inputs.l0_off,
+                node_features=inputs.node_features, parameters=pc.model.native_parameters(), width=8, rounds=2)
+
+
+def with_change(key, value):
+    args = valid_arguments()
+    args[key] = value(args[key]) if callable(value) else value
+    return args
+
+
+BAD_INPUTS = {
+    "short cols": ("cols", lambda c: c[:-1].copy(), "a_off has length"),
+    "short a_off": ("a_off", lambda a: a[:-1].copy(), "a_off has length"),
+    "short l0_off": ("l0_off", lambda a: a[:-1].copy(), "l0_off has length"),
+    "column out of range": ("cols", lambda c: np.where(np.arange(len(c)) == 0, 10**6, c).astype(c.dtype), "strictly-lower"),
+    "negative column": ("cols", lambda c: np.where(np.arange(len(c)) == 0, -1, c).astype(c.dtype), "strictly-lower"),
+    "upper edge": ("cols", lambda c: np.where(np.arange(len(c)) == len(c) - 1, 29, c).astype(c.dtype), "strictly-lower"),
+    "lower_ptr end": ("lower_ptr", lambda p: np.append(p[:-1], p[-1] - 1).astype(p.dtype), "lower_ptr\\[-1\\]"),
+    "lower_ptr start": ("lower_ptr", lambda p: p + 1, "lower_ptr\\[0\\]"),
+    "lower_ptr decreasing": ("lower_ptr", lambda p: np.where(np.arange(len(p)) == 5, p[-1] + 1, p).astype(p.dtype),
+                             "non-decreasing"),
+    "node_features rows": ("node_features", lambda x: x[:-1].copy(), "node_features must have shape"),
+    "node_features columns": ("node_features", lambda x: x[:, :3].copy(), "node_features must have shape"),
+    "node_features strided": ("node_features", lambda x: np.asfortranarray(x), "C-contiguous"),
+    "parameter count": ("parameters", lambda w: w[:-1].copy(), "parameters has length"),
+    "width": ("width", 9, "parameters has length"),
+    "width range": ("width", 1, "width must be in"),
+    "rounds range": ("rounds", 0, "rounds must be in"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_raises_value_error(case):
+    key, change, message = BAD_INPUTS[case]
+    with pytest.raises(ValueError, match=message):
+        _kernels.ic_gnn_forward(**with_change(key, change))
+
+
+@pytest.mark.parametrize("key,value", [("a_off", lambda a: a.astype(np.float64)),
+                                       ("parameters", lambda w: w.astype(np.float64)),
+                                       ("cols", lambda c: c.astype(np.int64)),
+                                       ("lower_ptr", lambda p: p.astype(np.float32)),
+                                       ("node_features", lambda x: x.tolist())])
+def test_wrong_types_raise_type_error(key, value):
+    with pytest.raises(TypeError):
+        _kernels.ic_gnn_forward(**with_change(key, value))
+
+
+def test_bad_thread_count():
+    with pytest.raises(ValueError, match="threads"):
+        _kernels.ic_gnn_forward(**valid_arguments(), threads=-1)
