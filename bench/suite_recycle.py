@@ -7,8 +7,9 @@ Gauss-Seidel SSOR(1), ILU(0)), over ``--count`` seeded systems:
 - ``skr``: sorted sequence, GCRO-DR(k, m) carrying its recycle space
   (``krylearn.solvers.sorting.solve_many``);
 - ``skr-unsorted``: the same solver in the generated order (sorting ablation);
-- ``gmres-py``: GMRES(m) per system in the same Python framework
-  (``RecyclingSolver(k=0)``, identical iteration counts to plain GMRES);
+- ``gmres-py``: GMRES(m) per system in the same driver (``RecyclingSolver(k=0)``:
+  the same native Arnoldi cycle without a recycle space, identical iteration
+  counts to plain GMRES);
 - ``gmres-native``: the native C++ GMRES(m) (``krylearn.solvers.krylov.run_gmres``);
 - ``gcrotmk``: SciPy's ``gcrotmk(m=m-k, k=k)`` reusing its ``CU`` across the
   sorted sequence (``discard_C=True``: C is rebuilt from U for each matrix).

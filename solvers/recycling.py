@@ -244,7 +244,8 @@ class RecyclingSolver:
         self._C: np.ndarray | None = None  # GCRO-DR: C = A U (orthonormal); CG: A W
         self._MC: np.ndarray | None = None  # CG: M^{-1} A W
         self._x_prev: np.ndarray | None = None
-        self._basis: np.ndarray | None = None
+        self._basis: np.ndarray | None = None  # GCRO-DR: [C | V] block, (n, m + 1)
+        self._Z: np.ndarray | None = None  # GCRO-DR: M^{-1} V block, (n, m)
         self.solves = 0
 
     @property
