@@ -97,12 +97,10 @@ def check_spd_input(csr: sp.csr_array) -> None:
         raise ValueError(f"learned IC needs a square matrix, got shape {csr.shape}")
     if n == 0:
         raise ValueError("learned IC needs a non-empty matrix")
-    asym = abs(csr - csr.T)
-    scale = abs(csr).max() if csr.nnz else 0.0
-    tol = 100 * np.finfo(csr.dtype).eps * scale
-    if asym.nnz and asym.max() > tol:
+    max_difference, max_abs = as_kernel_matrix(csr).asymmetry()
+    if max_difference > 100 * np.finfo(csr.dtype).eps * max_abs:
         raise ValueError("learned IC is for symmetric positive definite matrices; A is not symmetric "
-                         f"(max |A - A^T| = {asym.max():.3e})")
+                         f"(max |A - A^T| = {max_difference:.3e})")
     diag = csr.diagonal()
     if not np.all(diag > 0):
         i = int(np.argmin(diag))
