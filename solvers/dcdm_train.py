@@ -2,8 +2,11 @@
 
 Training systems: the pressure matrices of a few grids with random box
 obstacles (``krylearn.bench.obstacle_poisson``; half with every side open,
-half a closed box with an open top). Spheres, blobs and the fixed scenes are
-left out, so benchmarks on them measure generalisation to unseen obstacles.
+half a closed box with an open top), ``--domains`` of them per grid size;
+``--grid 64 128`` trains one network on a mix of sizes (each step draws one
+system, larger grids get proportionally fewer right-hand sides per step so a
+step costs about the same everywhere). Spheres, blobs and the fixed scenes
+are left out, so benchmarks on them measure generalisation to unseen obstacles.
 Right-hand sides: Ritz-vector combinations weighted toward the low spectrum
 (:mod:`krylearn.solvers.ritz`). Two scale-invariant, unsupervised losses of
 the direction q = f(b) and the exact line search x~ = (q.b)/(q.A q) q:
@@ -102,12 +105,15 @@ class TrainingDomain:
         grid[:, self.mask] = b * float(np.sqrt(b.shape[1]))  # unit RMS, as NetworkPreconditioner feeds it
         return grid[:, None], b
 
-    def loss(self, model: ResidualUNet, index: torch.Tensor, kind: str = "energy") -> torch.Tensor:
+    def losses(self, model: ResidualUNet, index: torch.Tensor, kinds=LOSSES) -> dict[str, torch.Tensor]:
+        """The losses ``kinds`` of the right-hand sides ``index`` from one network evaluation."""
         grid, b = self.batch(index)
         q = model(grid, self.mask_in.expand(len(index), *self.mask_in.shape[1:]))[:, 0][:, self.mask]
-        if kind == "energy":
-            return energy_loss(q, b, self.A, self.bAinvb[index])
-        return scale_invariant_loss(q, b, self.A)
+        return {kind: energy_loss(q, b, self.A, self.bAinvb[index]) if kind == "energy"
+                else scale_invariant_loss(q, b, self.A) for kind in kinds}
+
+    def loss(self, model: ResidualUNet, index: torch.Tensor, kind: str = "energy") -> torch.Tensor:
+        return self.losses(model, index, (kind,))[kind]
 
 
 def training_problems(dim: int, size: int, count: int, seed: int) -> list:
@@ -119,19 +125,30 @@ def training_problems(dim: int, size: int, count: int, seed: int) -> list:
             for i in range(count)]
 
 
+def grid_batches(sizes: list[int], batch: int, dim: int) -> list[int]:
+    """Right-hand sides per step for each training grid size: ``batch`` on the
+    smallest, scaled by the cell ratio (at least 1) on larger ones."""
+    return [max(1, round(batch * (min(sizes) / size) ** dim)) for size in sizes]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="krylearn train dcdm", description=__doc__.split("\n\n")[0])
     parser.add_argument("--dim", type=int, choices=(2, 3), default=2)
-    parser.add_argument("--grid", type=int, default=64, help="cells per axis of the training grids")
-    parser.add_argument("--domains", type=int, default=4, help="number of training systems")
+    parser.add_argument("--grid", type=int, nargs="+", default=[64],
+                        help="cells per axis of the training grids; several sizes train on a mix of them")
+    parser.add_argument("--domains", type=int, default=4, help="training systems per grid size")
     parser.add_argument("--ritz", type=int, default=300, help="Lanczos steps (Ritz vectors) per system")
     parser.add_argument("--rhs", type=int, default=512, help="training right-hand sides per system")
     parser.add_argument("--steps", type=int, default=1000, help="optimiser steps (upper bound)")
     parser.add_argument("--minutes", type=float, default=None, help="stop training after this wall time")
-    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=16,
+                        help="right-hand sides per step on the smallest grid (fewer on larger grids, same cells)")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--channels", type=int, default=16)
-    parser.add_argument("--levels", type=int, default=4, help="pooling levels of the U-Net (the paper: 1)")
+    parser.add_argument("--levels", type=int, default=None, help="pooling levels of the U-Net (default 4; the paper: 1)")
+    parser.add_argument("--coarsest", type=int, default=None,
+                        help="instead of --levels: one set of blocks shared by all levels, pooled until at most "
+                             "this many cells per axis (more levels on larger grids)")
     parser.add_argument("--blocks", type=int, nargs=3, default=[2, 3, 2], metavar=("DOWN", "COARSE", "UP"),
                         help="residual blocks per level on the way down, at the coarsest level, on the way up")
     parser.add_argument("--loss", choices=LOSSES, default="energy")
@@ -140,9 +157,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--output", default=None, help="weights file (default: dcdm_<dim>d.pt); the JSON record gets the same stem")
     args = parser.parse_args(argv)
-    for name in ("grid", "domains", "ritz", "rhs", "steps", "batch", "channels", "levels"):
-        if getattr(args, name) < (4 if name == "grid" else 1):
-            parser.error(f"--{name} is too small: {getattr(args, name)}")
+    if args.levels is not None and args.coarsest is not None:
+        parser.error("--levels and --coarsest exclude each other")
+    if args.levels is None and args.coarsest is None:
+        args.levels = 4
+    for name in ("grid", "domains", "ritz", "rhs", "steps", "batch", "channels", "levels", "coarsest"):
+        value = min(args.grid) if name == "grid" else getattr(args, name)
+        if value is not None and value < (4 if name == "grid" else 1):
+            parser.error(f"--{name} is too small: {value}")
+    if len(set(args.grid)) != len(args.grid):
+        parser.error(f"--grid sizes must be distinct, got {args.grid}")
     if args.batch > args.rhs:
         parser.error("--batch cannot exceed --rhs")
 
@@ -154,13 +178,17 @@ def main(argv: list[str] | None = None) -> int:
     output = Path(args.output or f"dcdm_{args.dim}d.pt")
     device = torch.device(args.device)
 
-    problems = training_problems(args.dim, args.grid, args.domains, args.seed)
+    # grid sizes after the first get their own obstacle seeds (seed + 1000 per size), not rescaled copies
+    problems = [p for g, size in enumerate(args.grid)
+                for p in training_problems(args.dim, size, args.domains, args.seed + 1000 * g)]
+    batches = [b for b in grid_batches(args.grid, args.batch, args.dim) for _ in range(args.domains)]
     domains = [TrainingDomain(p, args.ritz, args.rhs, args.seed + i, device)
                for i, p in enumerate(progress(problems, "Ritz vectors"))]
     data_seconds = time.perf_counter() - started
     holdout = max(1, args.rhs // 8)  # the last right-hand sides of every system are for validation only
 
-    model = ResidualUNet(dim=args.dim, channels=args.channels, blocks=tuple(args.blocks), levels=args.levels).to(device)
+    model = ResidualUNet(dim=args.dim, channels=args.channels, blocks=tuple(args.blocks), levels=args.levels or 1,
+                         coarsest=args.coarsest).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=args.lr)
 
     def cosine_lr(fraction: float) -> float:
@@ -172,16 +200,18 @@ def main(argv: list[str] | None = None) -> int:
         model.eval()
         index = torch.arange(args.rhs - holdout, args.rhs, device=device)
         with torch.no_grad():
-            values = {f"validation_{kind}": float(np.mean([d.loss(model, index, kind).item() for d in domains]))
-                      for kind in LOSSES}
+            per_domain = [{k: v.item() for k, v in d.losses(model, index).items()} for d in domains]
+            values = {f"validation_{kind}": float(np.mean([v[kind] for v in per_domain])) for kind in LOSSES}
         model.train()
         return values
 
     history = [{"step": 0, **validation()}]
     train_started, steps_done, running = time.perf_counter(), 0, []
-    for step in progress(range(1, args.steps + 1), f"training dcdm {args.dim}D {args.grid}^{args.dim}"):
-        domain = domains[int(rng.integers(len(domains)))]
-        index = torch.from_numpy(rng.choice(args.rhs - holdout, size=args.batch, replace=False)).to(device)
+    grids = "+".join(f"{g}^{args.dim}" for g in args.grid)
+    for step in progress(range(1, args.steps + 1), f"training dcdm {args.dim}D {grids}"):
+        d = int(rng.integers(len(domains)))
+        domain = domains[d]
+        index = torch.from_numpy(rng.choice(args.rhs - holdout, size=batches[d], replace=False)).to(device)
         loss = domain.loss(model, index, args.loss)
         optimiser.zero_grad()
         loss.backward()
@@ -203,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     save_model(model, output, {"name": output.stem, "grid": args.grid, "dim": args.dim, "steps": steps_done,
                                "seed": args.seed, "loss": args.loss,
                                "final_validation": {k: v for k, v in history[-1].items() if k.startswith("validation")}})
-    check = obstacle_poisson.scene("sphere-plume", (args.grid,) * args.dim)  # an obstacle shape never trained on
+    check_grid = max(args.grid)
+    check = obstacle_poisson.scene("sphere-plume", (check_grid,) * args.dim)  # an obstacle shape never trained on
     net = NetworkPreconditioner(model, check.mask, device=device).setup(check.A)
     iterations = {}
     for mode, hybrid in (("dcdm", False), ("dcdm+jacobi", True)):
@@ -213,12 +244,13 @@ def main(argv: list[str] | None = None) -> int:
         "name": output.stem,
         "command": "krylearn train dcdm " + " ".join(sys.argv[1:] if argv is None else argv),
         "arguments": vars(args),
-        "training_systems": [{"name": p.name, "n": p.n, "open_sides": list(p.open_sides)} for p in problems],
+        "training_systems": [{"name": p.name, "grid": p.shape[0], "n": p.n, "open_sides": list(p.open_sides),
+                              "batch": batch} for p, batch in zip(problems, batches)],
         "parameters": sum(p.numel() for p in model.parameters()),
         "steps": steps_done,
         "seconds": {"data": data_seconds, "training": train_seconds, "total": time.perf_counter() - started},
         "history": history,
-        "heldout_check": {"scene": "sphere-plume", "grid": args.grid, "rtol": 1e-6, "maxiter": 500,
+        "heldout_check": {"scene": "sphere-plume", "grid": check_grid, "rtol": 1e-6, "maxiter": 500,
                           "iterations": iterations},
         "machine": {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads()},
     }
@@ -226,5 +258,5 @@ def main(argv: list[str] | None = None) -> int:
     key = f"validation_{args.loss}"
     print(f"wrote {output} and {output.with_suffix('.json')}: {steps_done} steps in {train_seconds:.0f} s, "
           f"validation {args.loss} loss {history[0][key]:.4f} -> {history[-1][key]:.4f}, "
-          f"iterations to 1e-6 on the unseen sphere-plume {args.grid}^{args.dim}: {iterations}")
+          f"iterations to 1e-6 on the unseen sphere-plume {check_grid}^{args.dim}: {iterations}")
     return 0
