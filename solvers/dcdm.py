@@ -87,7 +87,7 @@ def load_model(name="dcdm_2d", device="cpu") -> ResidualUNet:
                          f"got {header.get('format')!r} version {header.get('version')!r}")
     config = header["config"]
     model = ResidualUNet(dim=int(config["dim"]), channels=int(config["channels"]), blocks=tuple(config["blocks"]),
-                         levels=int(config.get("levels") or 1), coarsest=config.get("coarsest"))
+                         levels=int(config.get("levels", 1)))
     model.load_state_dict(payload["state_dict"], strict=True)
     model.metadata = header.get("metadata", {})
     return model.to(device).eval()

@@ -145,10 +145,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="right-hand sides per step on the smallest grid (fewer on larger grids, same cells)")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--channels", type=int, default=16)
-    parser.add_argument("--levels", type=int, default=None, help="pooling levels of the U-Net (default 4; the paper: 1)")
-    parser.add_argument("--coarsest", type=int, default=None,
-                        help="instead of --levels: one set of blocks shared by all levels, pooled until at most "
-                             "this many cells per axis (more levels on larger grids)")
+    parser.add_argument("--levels", type=int, default=4, help="pooling levels of the U-Net (the paper: 1)")
     parser.add_argument("--blocks", type=int, nargs=3, default=[2, 3, 2], metavar=("DOWN", "COARSE", "UP"),
                         help="residual blocks per level on the way down, at the coarsest level, on the way up")
     parser.add_argument("--loss", choices=LOSSES, default="energy")
@@ -157,13 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--output", default=None, help="weights file (default: dcdm_<dim>d.pt); the JSON record gets the same stem")
     args = parser.parse_args(argv)
-    if args.levels is not None and args.coarsest is not None:
-        parser.error("--levels and --coarsest exclude each other")
-    if args.levels is None and args.coarsest is None:
-        args.levels = 4
-    for name in ("grid", "domains", "ritz", "rhs", "steps", "batch", "channels", "levels", "coarsest"):
+    for name in ("grid", "domains", "ritz", "rhs", "steps", "batch", "channels", "levels"):
         value = min(args.grid) if name == "grid" else getattr(args, name)
-        if value is not None and value < (4 if name == "grid" else 1):
+        if value < (4 if name == "grid" else 1):
             parser.error(f"--{name} is too small: {value}")
     if len(set(args.grid)) != len(args.grid):
         parser.error(f"--grid sizes must be distinct, got {args.grid}")
@@ -187,8 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     data_seconds = time.perf_counter() - started
     holdout = max(1, args.rhs // 8)  # the last right-hand sides of every system are for validation only
 
-    model = ResidualUNet(dim=args.dim, channels=args.channels, blocks=tuple(args.blocks), levels=args.levels or 1,
-                         coarsest=args.coarsest).to(device)
+    model = ResidualUNet(dim=args.dim, channels=args.channels, blocks=tuple(args.blocks), levels=args.levels).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=args.lr)
 
     def cosine_lr(fraction: float) -> float:

@@ -11,16 +11,6 @@ A^{-1} r up to scale. Layout (``channels`` = 16, 3x3(x3) convolutions):
     up:     per level, nearest 2x upsampling added to that level's skip, ``blocks[2]`` residual blocks
     out:    1x1 conv (C -> 1), zeroed on solid cells
 
-Shared levels (``coarsest`` = c instead of ``levels``): one set of down and
-up blocks serves every level, and a grid is pooled until its longest axis
-has at most c cells, so a larger grid simply gets more levels of the same
-operation (a learned V-cycle). Each level's upsampled contribution is
-multiplied by a learned gain g (initially 4): with blocks that did nothing
-the direction would be sum_l g^l P_l R_l r, the BPX multilevel preconditioner
-of the unit-spacing Laplacian for g = 4, whose smooth-mode amplification grows
-like N^2 with the grid as A^{-1}'s does. Fixed per-level weights instead learn
-the amplification of the training grid size only.
-
 No convolution has a bias and the fluid fraction m of each level multiplies
 the activations, so f(c r) = c f(r) for c > 0 and f(0) = 0: the direction
 never contains a pattern that does not come from r (a biased net can settle
@@ -31,8 +21,6 @@ field is about 20 cells; each further level doubles it at little cost (a
 level has 2^-dim of the cells above it).
 """
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import nn
@@ -65,59 +53,35 @@ class _Stack(nn.ModuleList):
 
 class ResidualUNet(nn.Module):
     """DCDM direction network on a ``dim``-D grid: residual and fluid mask
-    (both (batch, 1, *grid)) in, direction (batch, 1, *grid) out.
+    (both (batch, 1, *grid)) in, direction (batch, 1, *grid) out."""
 
-    ``levels`` pooling levels with their own blocks, or (``coarsest`` given,
-    ``levels`` then unused) shared blocks and as many levels as the grid needs
-    to reach at most ``coarsest`` cells per axis."""
-
-    def __init__(self, dim: int = 2, channels: int = 16, blocks: tuple[int, int, int] = (2, 3, 2), levels: int = 1,
-                 coarsest: int | None = None):
+    def __init__(self, dim: int = 2, channels: int = 16, blocks: tuple[int, int, int] = (2, 3, 2), levels: int = 1):
         super().__init__()
         if dim not in (2, 3):
             raise ValueError(f"dim must be 2 or 3, got {dim}")
-        if channels < 1 or len(blocks) != 3 or min(blocks) < 0 or (coarsest is None and levels < 1):
+        if channels < 1 or len(blocks) != 3 or min(blocks) < 0 or levels < 1:
             raise ValueError("channels and levels must be positive and blocks three non-negative counts")
-        if coarsest is not None and coarsest < 1:
-            raise ValueError(f"coarsest (cells per axis of the coarsest level) must be positive, got {coarsest}")
-        self.dim, self.channels = dim, int(channels)
-        self.levels = None if coarsest is not None else int(levels)
-        self.coarsest = None if coarsest is None else int(coarsest)
+        self.dim, self.channels, self.levels = dim, int(channels), int(levels)
         self.blocks = tuple(int(b) for b in blocks)
 
         def stack(count: int) -> _Stack:
             return _Stack([ResidualBlock(dim, channels) for _ in range(count)])
 
         self.inp = _conv(dim, 1, channels, 3)
-        per_level = 1 if self.coarsest is not None else self.levels
-        self.down = nn.ModuleList([stack(blocks[0]) for _ in range(per_level)])
+        self.down = nn.ModuleList([stack(blocks[0]) for _ in range(levels)])
         self.coarse = stack(blocks[1])
-        self.up = nn.ModuleList([stack(blocks[2]) for _ in range(per_level)])
+        self.up = nn.ModuleList([stack(blocks[2]) for _ in range(levels)])
         self.out = _conv(dim, channels, 1, 1)
-        if self.coarsest is not None:
-            self.gain = nn.Parameter(torch.tensor(4.0))
 
     def config(self) -> dict:
         """Constructor arguments, stored with the weights."""
-        return {"dim": self.dim, "channels": self.channels, "blocks": list(self.blocks), "levels": self.levels,
-                "coarsest": self.coarsest}
-
-    def grid_levels(self, grid) -> int:
-        """Pooling levels used on a grid of shape ``grid``."""
-        if self.coarsest is None:
-            return self.levels
-        return max(1, math.ceil(math.log2(max(max(grid) / self.coarsest, 1.0))))
+        return {"dim": self.dim, "channels": self.channels, "blocks": list(self.blocks), "levels": self.levels}
 
     def forward(self, r: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if r.dim() != self.dim + 2 or r.shape[1] != 1 or mask.shape != r.shape:
             raise ValueError(f"expected residual and mask of shape (batch, 1, *grid) with {self.dim} grid axes, "
                              f"got {tuple(r.shape)} and {tuple(mask.shape)}")
-        levels = self.grid_levels(r.shape[2:])
-        shared = self.coarsest is not None
-        down = [self.down[0]] * levels if shared else list(self.down)
-        up = [self.up[0]] * levels if shared else list(self.up)
-        gain = self.gain if shared else 1.0
-        grid, multiple = r.shape[2:], 2**levels
+        grid, multiple = r.shape[2:], 2**self.levels
         pad = []
         for size in reversed(grid):  # F.pad lists the last axis first
             pad += [0, -size % multiple]
@@ -125,13 +89,13 @@ class ResidualUNet(nn.Module):
         h = fluid * self.inp(F.pad(r, pad))
         pool = F.avg_pool2d if self.dim == 2 else F.avg_pool3d
         skips = []
-        for blocks in down:
+        for blocks in self.down:
             h = blocks(h, fluid)
             skips.append((h, fluid))
             h, fluid = pool(h, 2), pool(fluid, 2)
         h = self.coarse(h, fluid)
-        for blocks, (skip, fluid) in zip(reversed(up), reversed(skips)):
-            h = blocks(skip + gain * F.interpolate(h, scale_factor=2, mode="nearest"), fluid)
+        for blocks, (skip, fluid) in zip(reversed(self.up), reversed(skips)):
+            h = blocks(skip + F.interpolate(h, scale_factor=2, mode="nearest"), fluid)
         q = self.out(h)
         crop = (slice(None), slice(None)) + tuple(slice(0, s) for s in grid)
         return q[crop] * mask

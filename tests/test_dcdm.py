@@ -177,35 +177,20 @@ def test_train_command_writes_checked_weights_and_record(tmp_path):
         load_model("no_such_model")
 
 
-def test_train_command_on_a_mix_of_grids_with_shared_levels(tmp_path):
+def test_train_command_on_a_mix_of_grids(tmp_path):
     from krylearn import cli
 
     out = tmp_path / "mix.pt"
     code = cli.main(["train", "dcdm", "--dim", "2", "--grid", "12", "24", "--domains", "1", "--ritz", "20", "--rhs", "16",
-                     "--batch", "8", "--steps", "2", "--coarsest", "4", "--output", str(out)])
+                     "--batch", "8", "--steps", "2", "--levels", "2", "--output", str(out)])
     assert code == 0
     record = json.loads(out.with_suffix(".json").read_text())
     systems = record["training_systems"]
     assert [(s["grid"], s["batch"]) for s in systems] == [(12, 8), (24, 2)]  # same cells per step on every grid
     assert record["heldout_check"]["grid"] == 24
-    model = load_model(out)
-    assert model.coarsest == 4 and model.levels is None
+    assert load_model(out).levels == 2
     with pytest.raises(SystemExit):
-        cli.main(["train", "dcdm", "--levels", "2", "--coarsest", "4", "--output", str(tmp_path / "x.pt")])
-
-
-def test_shared_levels_pool_larger_grids_further_with_the_same_weights():
-    model = ResidualUNet(dim=2, channels=4, blocks=(1, 1, 1), coarsest=4)
-    assert [model.grid_levels((s, s)) for s in (3, 4, 8, 12, 64, 256)] == [1, 1, 1, 2, 4, 6]
-    fixed = ResidualUNet(dim=2, channels=4, blocks=(1, 1, 1), levels=3)
-    assert sum(p.numel() for p in model.parameters()) < sum(p.numel() for p in fixed.parameters())
-    torch.manual_seed(0)
-    for size in (10, 40):  # any grid size, not only multiples of 2^levels; f(c r) = c f(r), solid cells zero
-        r = torch.randn(2, 1, size, size + 3)
-        mask = (torch.rand(1, 1, size, size + 3) > 0.2).float().expand(2, -1, -1, -1)
-        q = model(r * mask, mask)
-        assert q.shape == r.shape and not torch.any(q[mask == 0])
-        assert torch.allclose(model(3.0 * r * mask, mask), 3.0 * q, rtol=1e-4, atol=1e-5)
+        cli.main(["train", "dcdm", "--grid", "12", "12", "--output", str(tmp_path / "x.pt")])
 
 
 # ----------------------------------------------------------------------------- the iteration
@@ -322,14 +307,13 @@ def test_zero_rhs_returns_zero():
 
 
 def test_save_load_roundtrip(tmp_path):
-    for model in (ResidualUNet(dim=3, channels=4, blocks=(1, 1, 1), levels=2),
-                  ResidualUNet(dim=3, channels=4, blocks=(1, 1, 1), coarsest=2)):
-        save_model(model, tmp_path / "m.pt", {"name": "m"})
-        loaded = load_model(tmp_path / "m.pt")
-        r = torch.randn(1, 1, 6, 5, 4)
-        mask = torch.ones_like(r)
-        assert torch.equal(model.eval()(r, mask), loaded(r, mask))
-        assert loaded.config() == model.config()
+    model = ResidualUNet(dim=3, channels=4, blocks=(1, 1, 1), levels=2)
+    save_model(model, tmp_path / "m.pt", {"name": "m"})
+    loaded = load_model(tmp_path / "m.pt")
+    r = torch.randn(1, 1, 6, 5, 4)
+    mask = torch.ones_like(r)
+    assert torch.equal(model.eval()(r, mask), loaded(r, mask))
+    assert loaded.config() == model.config()
 
 
 @pytest.mark.slow
