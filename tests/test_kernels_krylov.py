@@ -352,6 +352,17 @@ def test_float32_tight_tolerance_terminates(rng):
     assert np.all(np.isfinite(x)) and relres(A, b, x) < 1e-4
 
 
+def digests_per_thread_count(script: str) -> set[str]:
+    """The distinct outputs (digests) of ``script`` run with 1 and with 2 OpenMP threads."""
+    digests = set()
+    for threads in ("1", "2"):
+        env = dict(os.environ, OMP_NUM_THREADS=threads)
+        proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        digests.add(proc.stdout.strip())
+    return digests
+
+
 def test_results_do_not_depend_on_thread_count():
     script = (
         "import numpy as np, hashlib;"
@@ -361,13 +372,7 @@ def test_results_do_not_depend_on_thread_count():
         "out = K.cg(K.CsrMatrix(A.indptr, A.indices, A.data, A.shape[1]), b, x, None, 1e-12, 0.0, 40, None);"
         "print(hashlib.sha256(x.tobytes() + out[2].tobytes()).hexdigest())"
     )
-    digests = set()
-    for threads in ("1", "2"):
-        env = dict(os.environ, OMP_NUM_THREADS=threads)
-        proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
-        assert proc.returncode == 0, proc.stderr
-        digests.add(proc.stdout.strip())
-    assert len(digests) == 1
+    assert len(digests_per_thread_count(script)) == 1
 
 
 # ----------------------------------------------------------- breakdowns
@@ -595,10 +600,4 @@ def test_gmres_results_do_not_depend_on_thread_count():
         "out = K.gmres(kernel_matrix(A), b, x, None, 30, 1e-12, 0.0, 70, None, 'pr_norm', False);"
         "print(hashlib.sha256(x.tobytes() + out[2].tobytes()).hexdigest())"
     ) % os.path.dirname(os.path.abspath(__file__))
-    digests = set()
-    for threads in ("1", "2"):
-        env = dict(os.environ, OMP_NUM_THREADS=threads)
-        proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
-        assert proc.returncode == 0, proc.stderr
-        digests.add(proc.stdout.strip())
-    assert len(digests) == 1
+    assert len(digests_per_thread_count(script)) == 1
