@@ -36,7 +36,7 @@ from scipy.linalg import blas, lapack
 import scipy.sparse as sp
 
 from krylearn import _kernels
-from krylearn._validation import as_csr, as_kernel_matrix, check_maxiter, check_tolerances, check_vector
+from krylearn._validation import as_csr, as_kernel_matrix, check_maxiter, check_tolerances, check_vector, is_symmetric
 from krylearn.preconditioners import Preconditioner, make_preconditioner
 from krylearn.result import SolveResult
 
@@ -286,7 +286,7 @@ class RecyclingSolver:
         maxiter = check_maxiter(self.maxiter if maxiter is None else maxiter, 10 * n)
         method = self.method
         if method != "gcrodr":
-            symmetric = _is_symmetric(csr)
+            symmetric = is_symmetric(csr, rtol=1e-10)
             if method == "cg" and not symmetric:
                 raise ValueError("recycled CG needs a symmetric positive definite A; A is not symmetric: use method='gcrodr'")
             method = "cg" if symmetric else "gcrodr"
@@ -621,12 +621,3 @@ def _same_csr(a: sp.csr_array, b: sp.csr_array) -> bool:
         and np.array_equal(a.indices, b.indices)
         and np.array_equal(a.data, b.data)
     )
-
-
-def _is_symmetric(csr: sp.csr_array) -> bool:
-    """A == A^T up to rounding (relative 1e-10 of the largest entry)."""
-    diff = (csr - csr.T).tocsr()
-    if diff.nnz == 0:
-        return True
-    scale = float(np.abs(csr.data).max()) if csr.nnz else 0.0
-    return float(np.abs(diff.data).max()) <= 1e-10 * scale
