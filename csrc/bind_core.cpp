@@ -460,6 +460,41 @@ py::array preconditioner_apply_py(const Preconditioner& M, py::handle r_obj, py:
     return run(float{});
 }
 
+// M X (M itself) for a vector X of length n or the columns of an (n, p) Fortran-ordered X;
+// None where the preconditioner stores only M^{-1}.
+py::object preconditioner_multiply_py(const Preconditioner& M, py::handle x_obj) {
+    py::array x = as_ndarray(x_obj, "X");
+    const std::size_t n = M.size();
+    auto run = [&](auto tag) -> py::object {
+        using T = decltype(tag);
+        const auto forward = M.forward<T>();
+        if (!forward) return py::none();
+        require_dtype<T>(x, "X");
+        std::size_t columns = 1;
+        if (x.ndim() == 1) {
+            require_1d_contiguous(x, "X");
+        } else if (x.ndim() == 2 && (x.flags() & py::array::f_style)) {
+            columns = static_cast<std::size_t>(x.shape(1));
+        } else {
+            throw py::value_error("X must be a contiguous vector or a Fortran-ordered (n, p) array, got shape " +
+                                  shape_str(x));
+        }
+        if (static_cast<std::size_t>(x.shape(0)) != n)
+            throw py::value_error("X must have " + std::to_string(n) + " rows, got shape " + shape_str(x));
+        const T* px = static_cast<const T*>(x.data());
+        require_finite(px, n * columns, "X");
+        std::vector<py::ssize_t> shape(x.shape(), x.shape() + x.ndim());
+        py::array_t<T, py::array::f_style> y(shape);
+        T* py_ = y.mutable_data();
+        {
+            py::gil_scoped_release nogil;
+            for (std::size_t c = 0; c < columns; ++c) forward->multiply(px + c * n, py_ + c * n);
+        }
+        return std::move(y);
+    };
+    return M.value64() ? run(double{}) : run(float{});
+}
+
 // build(A, view) with the stored CsrView of the square CsrMatrix `obj` (the argument `name`).
 template <class Build>
 py::object on_square_matrix(py::object obj, const char* name, Build&& build) {
@@ -568,6 +603,9 @@ void bind_core(py::module_& m) {
     py::class_<Preconditioner>(m, "Preconditioner", "Opaque native preconditioner z = M^{-1} r.")
         .def("apply", &preconditioner_apply_py, py::arg("r"), py::arg("z") = py::none(),
              "z = M^{-1} r (into z when given; z may be r).")
+        .def("multiply", &preconditioner_multiply_py, py::arg("X"),
+             "M X with M itself, for a vector or the columns of a Fortran-ordered (n, p) array; None\n"
+             "when only M^{-1} is stored.")
         .def_property_readonly("size", &Preconditioner::size)
         .def_property_readonly("dtype", [](const Preconditioner& M) { return py::dtype(M.dtype_name()); })
         .def_property_readonly("kind", &Preconditioner::kind)

@@ -20,9 +20,17 @@
 namespace krylearn {
 namespace py = pybind11;
 
+// y = M x with M itself (not M^{-1}), for the preconditioners stored as M's
+// factors; x and y never alias. Allocates a work vector at most.
+template <class T>
+struct ForwardOperator {
+    virtual ~ForwardOperator() = default;
+    virtual void multiply(const T* x, T* y) const = 0;
+};
+
 // z = omega D^{-1} r  (parallel)
 template <class T>
-class JacobiPreconditioner final : public LinearOperator<T> {
+class JacobiPreconditioner final : public LinearOperator<T>, public ForwardOperator<T> {
 public:
     // winv_i = omega / a_ii.
     explicit JacobiPreconditioner(std::vector<T> winv) : winv_(std::move(winv)) {}
@@ -33,6 +41,9 @@ public:
         const auto n = static_cast<std::ptrdiff_t>(winv_.size());
 #pragma omp parallel for schedule(static) if (winv_.size() >= kParallelMin)
         for (std::ptrdiff_t i = 0; i < n; ++i) z[i] = w[i] * r[i];
+    }
+    void multiply(const T* x, T* y) const override {
+        for (std::size_t i = 0; i < winv_.size(); ++i) y[i] = x[i] / winv_[i];
     }
 
 private:
@@ -46,7 +57,7 @@ private:
 // copy s_ij = w_i a_ij of A's values made at setup (so both recurrences are
 // multiply-subtract chains).
 template <class I, class T>
-class SsorPreconditioner final : public LinearOperator<T> {
+class SsorPreconditioner final : public LinearOperator<T>, public ForwardOperator<T> {
 public:
     // diag_pos: positions of a_ii (DiagonalInfo); winv_i = omega / a_ii.
     SsorPreconditioner(CsrView<I, T> A, std::vector<I> diag_pos, const std::vector<T>& winv, double omega)
@@ -66,6 +77,22 @@ public:
         unit_upper_solve(A_.n_rows, A_.indptr, A_.indices, coef_.data(), [dp](std::size_t i) { return dp[i] + 1; },
                          [](std::size_t) { return T(1); }, z);
     }
+    // M = (D/w + L) (D/w)^{-1} (D/w + U) / (2 - w), in the scaled values: with
+    // t = x + S_upper x, y_i = (t_i + (S_lower t)_i) / rhs_scale_i.
+    void multiply(const T* x, T* y) const override {
+        const std::size_t n = A_.n_rows;
+        std::vector<T> t(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            double sum = double(x[i]);
+            for (I k = diag_pos_[i] + 1; k < A_.indptr[i + 1]; ++k) sum += double(coef_[k]) * double(x[A_.indices[k]]);
+            t[i] = T(sum);
+        }
+        for (std::size_t i = 0; i < n; ++i) {
+            double sum = double(t[i]);
+            for (I k = A_.indptr[i]; k < diag_pos_[i]; ++k) sum += double(coef_[k]) * double(t[A_.indices[k]]);
+            y[i] = T(sum / double(rhs_scale_[i]));
+        }
+    }
 
 private:
     CsrView<I, T> A_;
@@ -82,7 +109,7 @@ private:
 // upper triangle (a transposed copy), so both passes are gathers whose
 // sequential recurrences are multiply-subtract chains.
 template <class I, class T>
-class CholeskyPreconditioner final : public LinearOperator<T> {
+class CholeskyPreconditioner final : public LinearOperator<T>, public ForwardOperator<T> {
 public:
     // L validated: diagonal last in every row and positive.
     explicit CholeskyPreconditioner(CsrView<I, T> L)
@@ -124,6 +151,22 @@ public:
         unit_upper_solve(L_.n_rows, Up, upper_indices_.data(), upper_.data(), [Up](std::size_t i) { return Up[i]; },
                          [](std::size_t) { return T(1); }, z);
     }
+    // y = L (L^T x): u_j = l_jj (x_j + sum_{i>j} c_ji x_i) from the rows of C^T, then y = L u by rows.
+    void multiply(const T* x, T* y) const override {
+        const std::size_t n = L_.n_rows;
+        const I* Lp = L_.indptr;
+        std::vector<T> u(n);
+        for (std::size_t j = 0; j < n; ++j) {
+            double sum = double(x[j]);
+            for (I k = upper_indptr_[j]; k < upper_indptr_[j + 1]; ++k) sum += double(upper_[k]) * double(x[upper_indices_[k]]);
+            u[j] = T(double(L_.data[Lp[j + 1] - 1]) * sum);
+        }
+        for (std::size_t i = 0; i < n; ++i) {
+            double sum = 0.0;
+            for (I k = Lp[i]; k < Lp[i + 1]; ++k) sum += double(L_.data[k]) * double(u[L_.indices[k]]);
+            y[i] = T(sum);
+        }
+    }
 
 private:
     CsrView<I, T> L_;
@@ -136,7 +179,7 @@ private:
 // U is applied from a row-scaled copy (u_ij / u_ii) made at setup:
 // z_i = y_i / u_ii - sum_{j>i} (u_ij / u_ii) z_j.
 template <class I, class T>
-class LuPreconditioner final : public LinearOperator<T> {
+class LuPreconditioner final : public LinearOperator<T>, public ForwardOperator<T> {
 public:
     // diag_pos and inv_diag_i = 1 / u_ii from DiagonalInfo of LU.
     LuPreconditioner(CsrView<I, T> LU, std::vector<I> diag_pos, std::vector<T> inv_diag)
@@ -154,6 +197,21 @@ public:
         unit_upper_solve(LU_.n_rows, LU_.indptr, LU_.indices, coef_.data(), [dp](std::size_t i) { return dp[i] + 1; },
                          [inv](std::size_t i) { return inv[i]; }, z);
     }
+    // y = L (U x) from the stored factor values.
+    void multiply(const T* x, T* y) const override {
+        const std::size_t n = LU_.n_rows;
+        std::vector<T> u(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            double sum = 0.0;
+            for (I k = diag_pos_[i]; k < LU_.indptr[i + 1]; ++k) sum += double(LU_.data[k]) * double(x[LU_.indices[k]]);
+            u[i] = T(sum);
+        }
+        for (std::size_t i = 0; i < n; ++i) {
+            double sum = double(u[i]);
+            for (I k = LU_.indptr[i]; k < diag_pos_[i]; ++k) sum += double(LU_.data[k]) * double(u[LU_.indices[k]]);
+            y[i] = T(sum);
+        }
+    }
 
 private:
     CsrView<I, T> LU_;
@@ -168,8 +226,9 @@ public:
     template <class T>
     Preconditioner(std::string kind, std::shared_ptr<const LinearOperator<T>> op, py::object keepalive)
         : kind_(std::move(kind)), size_(op->size()), keepalive_(std::move(keepalive)) {
-        if constexpr (std::is_same_v<T, double>) f64_ = std::move(op);
-        else f32_ = std::move(op);
+        auto forward = std::dynamic_pointer_cast<const ForwardOperator<T>>(op);
+        if constexpr (std::is_same_v<T, double>) f64_ = std::move(op), forward64_ = std::move(forward);
+        else f32_ = std::move(op), forward32_ = std::move(forward);
     }
 
     const std::string& kind() const { return kind_; }
@@ -190,11 +249,20 @@ public:
         else return f32_;
     }
 
+    // M itself (y = M x), or null where only M^{-1} is stored.
+    template <class T>
+    std::shared_ptr<const ForwardOperator<T>> forward() const {
+        if constexpr (std::is_same_v<T, double>) return forward64_;
+        else return forward32_;
+    }
+
 private:
     std::string kind_;
     std::size_t size_;
     std::shared_ptr<const LinearOperator<float>> f32_;
     std::shared_ptr<const LinearOperator<double>> f64_;
+    std::shared_ptr<const ForwardOperator<float>> forward32_;
+    std::shared_ptr<const ForwardOperator<double>> forward64_;
     py::object keepalive_;
 };
 

@@ -59,6 +59,15 @@ class Preconditioner:
     def __call__(self, r) -> np.ndarray:
         return self.apply(r)
 
+    def multiply(self, X) -> np.ndarray | None:
+        """M X (M itself, not M^{-1}) for a vector or the columns of an (n, p) array, where the
+        native preconditioner stores M's factors (Jacobi, SSOR, the incomplete factorisations);
+        None where only M^{-1} is known (AMG, user operators)."""
+        if self.shape is None:
+            raise RuntimeError(f"{type(self).__name__} is not set up; call setup(A) first")
+        multiply = getattr(self.native, "multiply", None)
+        return None if multiply is None else multiply(np.asarray(X, dtype=self.dtype, order="F"))
+
     def as_linear_operator(self) -> LinearOperator:
         """M^{-1} as a SciPy LinearOperator (for ``scipy.sparse.linalg.cg(A, b, M=...)``)."""
         if self.shape is None:

@@ -242,6 +242,7 @@ class RecyclingSolver:
         self._method: str | None = None
         self._U: np.ndarray | None = None  # GCRO-DR: U; CG: W
         self._C: np.ndarray | None = None  # GCRO-DR: C = A U (orthonormal); CG: A W
+        self._MU: np.ndarray | None = None  # GCRO-DR: M U, U in the preconditioned space (None: M = I)
         self._MC: np.ndarray | None = None  # CG: M^{-1} A W
         self._x_prev: np.ndarray | None = None
         self._basis: np.ndarray | None = None  # GCRO-DR: [C | V] block, (n, m + 1)
@@ -317,22 +318,41 @@ class RecyclingSolver:
             details=details,
         )
 
+    def _forget_space(self) -> None:
+        self._U = self._C = self._MC = self._MU = None
+
     def _finite_columns(self, details: dict) -> np.ndarray | None:
-        """The recycle basis without its non-finite columns (counted as dropped); None if none is left."""
+        """The recycle basis without its non-finite columns (counted as dropped; M U follows U);
+        None if none is left."""
         U = self._U
         good = np.all(np.isfinite(U), axis=0)
         details["dropped"] += int(U.shape[1] - np.count_nonzero(good))
         if not np.any(good):
-            self._U = self._C = self._MC = None
+            self._forget_space()
             return None
-        return U if np.all(good) else np.asfortranarray(U[:, good])
+        if not np.all(good):
+            self._U = np.asfortranarray(U[:, good])
+            if self._MU is not None:
+                self._MU = np.asfortranarray(self._MU[:, good])
+        return self._U
 
     # ------------------------------------------------------------------ GCRO-DR
     def _refresh_gcrodr_space(self, op: _Operator, details: dict) -> int:
-        """C = A U for the new matrix (U lives in the solution space), orthonormalised; returns SpMVs used."""
+        """C = A U for the new matrix (U lives in the solution space), orthonormalised; returns SpMVs used.
+
+        M U for the new preconditioner is formed from M's factors where it has them, else taken as
+        U (the M = I pencil: a user's M^{-1} may have changed with A). It only shapes the harmonic
+        Ritz selection, never the residual."""
         U = self._finite_columns(details)
         if U is None:
             return 0
+        MU = None if op.pc is None else op.pc.multiply(U)
+        if op.pc is None:
+            self._MU = None
+        elif MU is not None and np.all(np.isfinite(MU)):
+            self._MU = np.asfortranarray(MU)
+        else:
+            self._MU = U
         AU = np.empty_like(U, order="F")
         for i in range(U.shape[1]):
             op.matvec(U[:, i], AU[:, i])
@@ -340,10 +360,11 @@ class RecyclingSolver:
         return U.shape[1]
 
     def _set_space_from_qr(self, Y: np.ndarray, G: np.ndarray, details: dict) -> None:
-        """Given A Y = G: C = orthonormal basis of range(G), U = Y R^{-1} (dependent columns dropped)."""
+        """Given A Y = G: C = orthonormal basis of range(G), U = Y R^{-1} (and M U alike; dependent
+        columns dropped)."""
         if not np.all(np.isfinite(G)):
             details["dropped"] += Y.shape[1]
-            self._U = self._C = None
+            self._forget_space()
             return
         factors = _cholesky_qr(G)
         if factors is None:  # Householder fallback: G[:, piv] = Q R
@@ -354,9 +375,11 @@ class RecyclingSolver:
             Q, S = factors
         details["dropped"] += Y.shape[1] - Q.shape[1]
         if Q.shape[1] == 0:
-            self._U = self._C = None
+            self._forget_space()
             return
         self._C, self._U = np.asfortranarray(Q), blas.dgemm(1.0, Y, S)
+        if self._MU is not None:
+            self._MU = blas.dgemm(1.0, self._MU, S)
 
     def _gcrodr(self, op: _Operator, b, x, tol, maxiter, same_matrix, callback):
         n, m, k = op.n, self.m, self.k
@@ -416,23 +439,24 @@ class RecyclingSolver:
             if callback is not None:
                 callback(x)
             if k and j_done:
-                self._update_gcrodr_space(Wb, Zj, H, kc, j_done, details)
+                self._update_gcrodr_space(Wb, Zj, H, kc, j_done, details, preconditioned=Zb is not None)
             if j_done == 0:
                 break
         if info == 0 and rnorm > tol:
             info = max(its, 1)
         return x, info, its, residuals, details
 
-    def _update_gcrodr_space(self, Wb, Zj, H, kc, j, details) -> None:
+    def _update_gcrodr_space(self, Wb, Zj, H, kc, j, details, preconditioned: bool) -> None:
         """Keep the k harmonic Ritz vectors of the cycle: Gbar^T Gbar z = theta Gbar^T What^T Vhat z.
 
         What = [C, V_{j+1}] (orthonormal, in ``Wb``), A [U D, Z_j] = What Gbar
         with D the inverse column norms of U and Gbar = [[D, B], [0, Hbar]].
-        Vhat pairs Z_j with V_j (Z_j = M^{-1} V_j) and U D with itself (exact
-        for M = I; U stays in the solution space, so it survives a change of
-        M). With Gbar = Q_G R_G the pencil reduces to the standard problem
-        R_G^{-1} Q_G^T What^T Vhat z = z / theta. New U = [U D, Z_j] P R^{-1}
-        and C = What Q with Gbar P = Q R (pivoted, rank-truncated).
+        Vhat = [M U D, V_j] is the preconditioned-space image of [U D, Z_j]
+        (Z_j = M^{-1} V_j; U stays in the solution space, so it survives a
+        change of M, and M U is kept beside it). With Gbar = Q_G R_G the pencil
+        reduces to the standard problem R_G^{-1} Q_G^T What^T Vhat z = z / theta.
+        New U = [U D, Z_j] T, M U = [M U D, V_j] T and C = What Q, with
+        Gbar P = Q R (pivoted, rank-truncated) and T = P R^{-1}.
         """
         N = kc + j
         G = np.zeros((N + 1, N))
@@ -443,7 +467,8 @@ class RecyclingSolver:
             d = 1.0 / np.sqrt(np.einsum("ij,ij->j", self._U, self._U))
             G[:kc, :kc] = np.diag(d)
             G[:kc, kc:] = H[:kc, :j]
-            WtV[:, :kc] = blas.dgemm(1.0, Wb[:, : N + 1], self._U, trans_a=True) * d
+            MU = self._U if self._MU is None else self._MU
+            WtV[:, :kc] = blas.dgemm(1.0, Wb[:, : N + 1], MU, trans_a=True) * d
         try:
             if not (np.all(np.isfinite(G)) and np.all(np.isfinite(WtV))):
                 raise ValueError("non-finite cycle matrices")
@@ -452,12 +477,12 @@ class RecyclingSolver:
                 raise ValueError("no finite harmonic Ritz values")
         except (ValueError, np.linalg.LinAlgError):
             details["dropped"] += kc
-            self._U = self._C = None
+            self._forget_space()
             return
         Q, R, piv = _pivoted_basis(G @ P)
         details["dropped"] += P.shape[1] - Q.shape[1]
         if Q.shape[1] == 0:
-            self._U = self._C = None
+            self._forget_space()
             return
         # U_new = [U D, Z_j] T with T = P[:, piv] R^{-1} (small), C_new = What Q: column-major BLAS-3 products.
         # Everything entering them is finite (the small matrices are checked, the kernel reports a
@@ -465,13 +490,18 @@ class RecyclingSolver:
         T = P[:, piv] @ _triangular_inverse(R)
         if not np.all(np.isfinite(T)):
             details["dropped"] += Q.shape[1]
-            self._U = self._C = None
+            self._forget_space()
             return
         U_new = blas.dgemm(1.0, Zj, T[kc:])
         if kc:
             U_new = blas.dgemm(1.0, self._U, d[:, None] * T[:kc], beta=1.0, c=U_new, overwrite_c=True)
+        MU_new = None
+        if preconditioned:  # M Z_j = V_j
+            MU_new = blas.dgemm(1.0, Wb[:, kc : kc + j], T[kc:])
+            if kc:
+                MU_new = blas.dgemm(1.0, MU, d[:, None] * T[:kc], beta=1.0, c=MU_new, overwrite_c=True)
         C_new = blas.dgemm(1.0, Wb[:, : N + 1], Q)
-        self._U, self._C = U_new, C_new
+        self._U, self._C, self._MU = U_new, C_new, MU_new
 
     # ------------------------------------------------------------------ deflated CG
     def _refresh_cg_space(self, op: _Operator, details: dict) -> None:

@@ -48,6 +48,36 @@ def test_ssor_matches_formula(rng):
     np.testing.assert_allclose(Minv, Minv.T, atol=1e-12)  # SPD preconditioner for SPD A
 
 
+@pytest.mark.parametrize("name", ["jacobi", "ssor", "ic0", "ilu0", "learned"])
+def test_multiply_is_the_inverse_of_apply(name, rng):
+    """multiply gives M itself: M (M^{-1} x) = x, on vectors and on the columns of a block."""
+    A = poisson2d(12) if name in ("ic0", "learned") else tridiagonal(144, nonsymmetric=True)
+    pc = make_preconditioner(name, A)
+    x, X = rng.standard_normal(144), rng.standard_normal((144, 3))
+    np.testing.assert_allclose(pc.multiply(pc.apply(x)), x, rtol=1e-12, atol=1e-12)
+    MX = pc.multiply(X)
+    assert MX.shape == X.shape
+    np.testing.assert_allclose(np.column_stack([pc.apply(c) for c in MX.T]), X, rtol=1e-12, atol=1e-12)
+
+
+def test_native_multiply_validates_its_input():
+    pc = make_preconditioner("ssor", poisson2d(4))
+    with pytest.raises(ValueError, match="rows"):
+        pc.native.multiply(np.ones(15))
+    with pytest.raises(ValueError, match="Fortran-ordered"):
+        pc.native.multiply(np.ones((16, 2)))  # C order
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        pc.native.multiply(np.full(16, np.nan))
+    with pytest.raises(TypeError):
+        pc.native.multiply(np.ones(16, dtype=np.float32))
+
+
+def test_multiply_is_unavailable_where_only_the_inverse_is_known(rng):
+    A = poisson2d(8)
+    assert OperatorPreconditioner(sp.identity(64, format="csr")).setup(A).multiply(np.ones(64)) is None
+    assert AMG().setup(A).multiply(np.ones(64)) is None
+
+
 def test_ic0_exact_on_tridiagonal(rng):
     A = tridiagonal(30)
     pc = IC0().setup(A)

@@ -256,6 +256,19 @@ def test_recycle_space_lives_in_the_solution_space():
         np.testing.assert_allclose(C, solver._C, atol=1e-10)
 
 
+@pytest.mark.parametrize("M", ["jacobi", "ssor", "ilu0"])
+def test_preconditioned_image_of_the_space_is_m_times_u(M):
+    """The harmonic-Ritz pencil pairs U with M U (right preconditioning): the M U kept across
+    cycles (and formed from M's factors at each new matrix) equals M applied to U."""
+    systems = darcy_sequence(3, n=400, seed=5)
+    solver = RecyclingSolver(k=6, m=20, M=M, rtol=1e-8)
+    for s in systems:
+        assert solver.solve(s.A, s.b).converged
+        pc = solver._op.pc
+        np.testing.assert_allclose(solver._MU, pc.multiply(solver.recycle_space), rtol=1e-8,
+                                   atol=1e-10 * np.abs(solver._MU).max())
+
+
 def test_harmonic_ritz_basis_matches_generalised_eigenproblem():
     import scipy.linalg as sla
 
