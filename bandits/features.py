@@ -5,7 +5,7 @@
 
 diagonal dominance is the median over rows of |a_ii| / sum_{j != i} |a_ij|
 (clipped to [0, 2]; 1 = weakly dominant); symmetry is 1 when
-||A - A^T||_F <= 1e-10 ||A||_F, else 0; positive diagonal is 1 when every
+max |A - A^T| <= 1e-10 max |A| (krylearn's one symmetry test), else 0; positive diagonal is 1 when every
 a_ii > 0; off-diagonal spread is log10 of the median over rows of
 max_j |a_ij| / min_j |a_ij| (j != i, nonzeros; clipped to [0, 6]), which
 separates anisotropic and high-contrast operators from isotropic ones.
@@ -14,16 +14,11 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.linalg import norm as sparse_norm
+
+from krylearn._validation import as_csr, is_symmetric
 
 FEATURE_NAMES = ("log10_n", "log10_nnz_per_row", "diagonal_dominance", "symmetric", "positive_diagonal",
                  "off_diagonal_spread")
-
-
-def is_symmetric(csr: sp.csr_array, tol: float = 1e-10) -> bool:
-    """||A - A^T||_F <= tol ||A||_F."""
-    norm = sparse_norm(csr)
-    return bool(sparse_norm(csr - csr.T) <= tol * norm) if norm > 0 else True
 
 
 def matrix_features(csr: sp.csr_array) -> np.ndarray:
@@ -37,7 +32,7 @@ def matrix_features(csr: sp.csr_array) -> np.ndarray:
         np.log10(max(n, 1)),
         np.log10(max(csr.nnz, 1) / max(n, 1)),
         float(np.clip(np.median(ratio), 0.0, 2.0)),
-        1.0 if is_symmetric(csr) else 0.0,
+        1.0 if is_symmetric(as_csr(csr), rtol=1e-10) else 0.0,
         1.0 if np.all(diag > 0) else 0.0,
         off_diagonal_spread(csr),
     ])
