@@ -12,10 +12,7 @@ Gauss-Seidel SSOR(1), ILU(0)), over ``--count`` seeded systems:
   counts to plain GMRES);
 - ``gmres-native``: the native C++ GMRES(m) (``krylearn.solvers.krylov.run_gmres``);
 - ``gcrotmk``: SciPy's ``gcrotmk(m=m-k, k=k)`` reusing its ``CU`` across the
-  sorted sequence (``discard_C=True``: C is rebuilt from U for each matrix);
-- ``ceiling``: the first system solved twice by one GCRO-DR(k, m); the second
-  solve recycles the best space that matrix itself gives, so GMRES iterations
-  over its count bound what recycling at this k can reach on the family.
+  sorted sequence (``discard_C=True``: C is rebuilt from U for each matrix).
 
 The per-system baselines are run on the first ``--baseline-count`` systems
 (generated order: independent draws, so an unbiased sample); gcrotmk on the
@@ -123,11 +120,6 @@ def run_family(fam: Family, count: int, baseline_count: int, pcs: list[str], k: 
             for idx, (s, res) in enumerate(zip(systems, results)):
                 _record(rows, fam.name, pc, method, idx, s, res.x, res.iterations, res.seconds, res.converged)
         _run_gcrotmk(systems, order[: len(base)], spec, fam.rtol, m, k, maxiter, rows, fam.name, pc)
-        s = systems[0]
-        solver = RecyclingSolver(k=k, m=m, M=spec, rtol=fam.rtol, maxiter=maxiter)
-        solver.solve(s.A, s.b)
-        res = solver.solve(s.A, s.b)
-        _record(rows, fam.name, pc, "ceiling", 0, s, res.x, res.iterations, res.seconds, res.converged)
         for row in rows:
             if row["family"] == fam.name and row["pc"] == pc:
                 row["n"] = n
@@ -153,8 +145,6 @@ def summarise(rows: list, k: int, m: int, baseline_count: int) -> list[dict]:
             "skr_its": skr_it, "unsorted_its": mean("skr-unsorted", "iterations"),
             "gcrotmk_its": mean("gcrotmk", "iterations"),
             "speedup_its": mean("gmres-py", "iterations") / skr_it,
-            "ceiling_its": mean("ceiling", "iterations"),
-            "ceiling_speedup_its": mean("gmres-py", "iterations") / mean("ceiling", "iterations"),
             "speedup_time_py": mean("gmres-py", "seconds") / skr_t,
             "speedup_time_native": mean("gmres-native", "seconds") / skr_t,
             "gcrotmk_time_ratio": mean("gcrotmk", "seconds") / mean("skr", "seconds", chunk),
@@ -202,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     write_rows(rows, out, "systems", meta)
     write_rows(table, out, "table", meta)
     print_table(table, "SKR (sorted GCRO-DR) vs GMRES per system and SciPy gcrotmk with CU reuse", columns=[
-        "family", "pc", "n", "systems", "gmres_its", "skr_its", "speedup_its", "ceiling_speedup_its", "speedup_time_py",
+        "family", "pc", "n", "systems", "gmres_its", "skr_its", "speedup_its", "speedup_time_py",
         "speedup_time_native", "gcrotmk_time_ratio", "sort_gain_its", "sort_gain_time", "all_converged",
         "max_true_rel"])
     return 0 if all(row["all_converged"] for row in table) else 1
