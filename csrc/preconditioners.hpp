@@ -80,18 +80,14 @@ public:
     // M = (D/w + L) (D/w)^{-1} (D/w + U) / (2 - w), in the scaled values: with
     // t = x + S_upper x, y_i = (t_i + (S_lower t)_i) / rhs_scale_i.
     void multiply(const T* x, T* y) const override {
+        using detail::range_dot;
         const std::size_t n = A_.n_rows;
         std::vector<T> t(n);
-        for (std::size_t i = 0; i < n; ++i) {
-            double sum = double(x[i]);
-            for (I k = diag_pos_[i] + 1; k < A_.indptr[i + 1]; ++k) sum += double(coef_[k]) * double(x[A_.indices[k]]);
-            t[i] = T(sum);
-        }
-        for (std::size_t i = 0; i < n; ++i) {
-            double sum = double(t[i]);
-            for (I k = A_.indptr[i]; k < diag_pos_[i]; ++k) sum += double(coef_[k]) * double(t[A_.indices[k]]);
-            y[i] = T(sum / double(rhs_scale_[i]));
-        }
+        for (std::size_t i = 0; i < n; ++i)
+            t[i] = T(range_dot(double(x[i]), coef_.data(), A_.indices, diag_pos_[i] + 1, A_.indptr[i + 1], x));
+        for (std::size_t i = 0; i < n; ++i)
+            y[i] = T(range_dot(double(t[i]), coef_.data(), A_.indices, A_.indptr[i], diag_pos_[i], t.data()) /
+                     double(rhs_scale_[i]));
     }
 
 private:
@@ -153,19 +149,14 @@ public:
     }
     // y = L (L^T x): u_j = l_jj (x_j + sum_{i>j} c_ji x_i) from the rows of C^T, then y = L u by rows.
     void multiply(const T* x, T* y) const override {
+        using detail::range_dot;
         const std::size_t n = L_.n_rows;
         const I* Lp = L_.indptr;
         std::vector<T> u(n);
-        for (std::size_t j = 0; j < n; ++j) {
-            double sum = double(x[j]);
-            for (I k = upper_indptr_[j]; k < upper_indptr_[j + 1]; ++k) sum += double(upper_[k]) * double(x[upper_indices_[k]]);
-            u[j] = T(double(L_.data[Lp[j + 1] - 1]) * sum);
-        }
-        for (std::size_t i = 0; i < n; ++i) {
-            double sum = 0.0;
-            for (I k = Lp[i]; k < Lp[i + 1]; ++k) sum += double(L_.data[k]) * double(u[L_.indices[k]]);
-            y[i] = T(sum);
-        }
+        for (std::size_t j = 0; j < n; ++j)
+            u[j] = T(double(L_.data[Lp[j + 1] - 1]) * range_dot(double(x[j]), upper_.data(), upper_indices_.data(),
+                                                                upper_indptr_[j], upper_indptr_[j + 1], x));
+        for (std::size_t i = 0; i < n; ++i) y[i] = T(detail::row_dot(L_, i, u.data()));
     }
 
 private:
@@ -199,18 +190,13 @@ public:
     }
     // y = L (U x) from the stored factor values.
     void multiply(const T* x, T* y) const override {
+        using detail::range_dot;
         const std::size_t n = LU_.n_rows;
         std::vector<T> u(n);
-        for (std::size_t i = 0; i < n; ++i) {
-            double sum = 0.0;
-            for (I k = diag_pos_[i]; k < LU_.indptr[i + 1]; ++k) sum += double(LU_.data[k]) * double(x[LU_.indices[k]]);
-            u[i] = T(sum);
-        }
-        for (std::size_t i = 0; i < n; ++i) {
-            double sum = double(u[i]);
-            for (I k = LU_.indptr[i]; k < diag_pos_[i]; ++k) sum += double(LU_.data[k]) * double(u[LU_.indices[k]]);
-            y[i] = T(sum);
-        }
+        for (std::size_t i = 0; i < n; ++i)
+            u[i] = T(range_dot(0.0, LU_.data, LU_.indices, diag_pos_[i], LU_.indptr[i + 1], x));
+        for (std::size_t i = 0; i < n; ++i)
+            y[i] = T(range_dot(double(u[i]), LU_.data, LU_.indices, LU_.indptr[i], diag_pos_[i], u.data()));
     }
 
 private:

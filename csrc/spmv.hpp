@@ -73,12 +73,17 @@ namespace detail {
 // (A x)_i in double. Hot loops count positions in std::ptrdiff_t whatever I
 // is: a 32-bit counter costs a sign extension per entry under -fwrapv (which
 // Python's build flags pass).
+// init + sum over stored entries [begin, end) of values[k] x[indices[k]], in double.
+template <class I, class T>
+inline double range_dot(double init, const T* values, const I* indices, std::ptrdiff_t begin, std::ptrdiff_t end,
+                        const T* x) {
+    for (std::ptrdiff_t k = begin; k < end; ++k) init += double(values[k]) * double(x[indices[k]]);
+    return init;
+}
+
 template <class I, class T>
 inline double row_dot(const CsrView<I, T>& A, std::size_t i, const T* x) {
-    double s = 0.0;
-    const std::ptrdiff_t end = A.indptr[i + 1];
-    for (std::ptrdiff_t k = A.indptr[i]; k < end; ++k) s += double(A.data[k]) * double(x[A.indices[k]]);
-    return s;
+    return range_dot(0.0, A.data, A.indices, A.indptr[i], A.indptr[i + 1], x);
 }
 
 }  // namespace detail
