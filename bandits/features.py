@@ -32,7 +32,7 @@ def matrix_features(csr: sp.csr_array) -> np.ndarray:
         np.log10(max(n, 1)),
         np.log10(max(csr.nnz, 1) / max(n, 1)),
         float(np.clip(np.median(ratio), 0.0, 2.0)),
-        1.0 if is_symmetric(as_csr(csr), rtol=1e-10) else 0.0,
+        1.0 if is_symmetric(as_csr(csr, copy=False), rtol=1e-10) else 0.0,
         1.0 if np.all(diag > 0) else 0.0,
         off_diagonal_spread(csr),
     ])

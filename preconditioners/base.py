@@ -65,8 +65,11 @@ class Preconditioner:
         None where only M^{-1} is known (AMG, user operators)."""
         if self.shape is None:
             raise RuntimeError(f"{type(self).__name__} is not set up; call setup(A) first")
-        multiply = getattr(self.native, "multiply", None)
-        return None if multiply is None else multiply(np.asarray(X, dtype=self.dtype, order="F"))
+        from krylearn import _kernels
+
+        if not isinstance(self.native, _kernels.Preconditioner):  # None, or a user's CsrMatrix M^{-1}
+            return None
+        return self.native.multiply(np.asarray(X, dtype=self.dtype, order="F"))
 
     def as_linear_operator(self) -> LinearOperator:
         """M^{-1} as a SciPy LinearOperator (for ``scipy.sparse.linalg.cg(A, b, M=...)``)."""

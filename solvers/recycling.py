@@ -346,13 +346,11 @@ class RecyclingSolver:
         U = self._finite_columns(details)
         if U is None:
             return 0
-        MU = None if op.pc is None else op.pc.multiply(U)
         if op.pc is None:
             self._MU = None
-        elif MU is not None and np.all(np.isfinite(MU)):
-            self._MU = np.asfortranarray(MU)
         else:
-            self._MU = U
+            MU = op.pc.multiply(U)  # Fortran-ordered, like U
+            self._MU = MU if MU is not None and np.all(np.isfinite(MU)) else U
         AU = np.empty_like(U, order="F")
         for i in range(U.shape[1]):
             op.matvec(U[:, i], AU[:, i])
