@@ -354,7 +354,8 @@ def solve(A, b, *, method="auto", M="auto", rtol=1e-8, atol=0.0, maxiter=None, x
     as the last resort), ``direct_max_n``, ``restart`` (GMRES), ``omega``
     (SOR/SSOR; "bandit" needs ``tuner``), ``tuner`` (an object with
     ``.solve(...)``, e.g. ``krylearn.bandits.OmegaTuner``), ``context``
-    (passed to the tuner), ``grid``/``model`` (DCDM).
+    (passed to the tuner), ``grid``/``model``/``smoother`` (DCDM; there M,
+    when not "auto", is the smoother: "none" runs the paper's DCDM).
     """
     start = time.perf_counter()
     if type(A).__module__.startswith("petsc4py"):
@@ -374,6 +375,10 @@ def solve(A, b, *, method="auto", M="auto", rtol=1e-8, atol=0.0, maxiter=None, x
     if method == "dcdm":
         if options.get("grid") is None:
             raise ValueError('method="dcdm" needs grid=<grid shape or fluid mask of the unknowns>')
+        if not (isinstance(M, str) and M == "auto"):
+            if "smoother" in options:
+                raise ValueError('method="dcdm": give the classical step as M or as smoother, not both')
+            options["smoother"] = M
         from .solvers.dcdm import solve_dcdm
 
         return solve_dcdm(A, b, rtol=rtol, atol=atol, maxiter=maxiter, x0=x0, callback=callback, **options)

@@ -14,13 +14,15 @@ preconditioner, so :func:`flexible_cg` takes any preconditioner and
 :class:`NetworkPreconditioner` is also a valid ``M`` for FGMRES
 (``krylearn.solvers.krylov.run_gmres(A, b, M=net, flexible=True)``) where DCDM
 alone stalls. When the network returns a zero or non-finite direction (or one
-with p.A p <= 0), the step falls back to a Jacobi-preconditioned residual
-D^{-1} r and the iteration continues (``details["fallback_steps"]``).
-With ``jacobi_step=True`` every iteration also takes a second, Jacobi step on
-the updated residual, A-orthogonal to the directions kept: the network removes
-the smooth error, the Jacobi step the rough error it misses, so a weak network
-cannot make the iteration stagnate (one extra mat-vec, no extra network call).
-``jacobi_step=False`` is the paper's DCDM exactly.
+with p.A p <= 0), the step falls back to the smoother's direction (Jacobi,
+D^{-1} r, when there is no smoother) and the iteration continues
+(``details["fallback_steps"]``). With a ``smoother`` (a classical
+preconditioner S: "ic0", the default of :func:`solve_dcdm`, "ssor" or
+"jacobi") every iteration also takes a second step along S^{-1} r on the
+updated residual, A-orthogonal to the directions kept: the network removes the
+smooth error, the smoother the rough error it misses, so a weak network cannot
+make the iteration stagnate (one extra mat-vec and S solve, no extra network
+call). ``smoother=None`` is the paper's DCDM exactly.
 
 Grids: ``grid`` is a shape (every cell an unknown, C order) or a boolean
 fluid mask (the unknowns are its True cells in C order, as produced by
@@ -39,7 +41,7 @@ import scipy.sparse as sp
 import torch
 
 from krylearn._validation import as_csr, check_maxiter, check_tolerances, check_vector
-from krylearn.preconditioners.base import Preconditioner
+from krylearn.preconditioners.base import Preconditioner, make_preconditioner
 from krylearn.preconditioners.classical import Jacobi
 from krylearn.result import SolveResult
 
@@ -176,18 +178,20 @@ class NetworkPreconditioner(Preconditioner):
 # ----------------------------------------------------------------------------- the iteration
 
 def flexible_cg(A, b, M, *, x0=None, rtol: float = 1e-8, atol: float = 0.0, maxiter: int | None = None,
-                k: int = 2, callback=None, jacobi_step: bool = False, method: str = "fcg") -> SolveResult:
+                k: int = 2, callback=None, smoother=None, method: str = "fcg") -> SolveResult:
     """Flexible CG, FCG(k): the preconditioned residual z = M(r) is A-orthogonalised
     against the directions of the last k iterations, the step is the exact line
     search along it.
 
     ``M`` is any callable r -> z (may be nonlinear or change between calls).
-    A direction that is zero, non-finite, or has p.A p <= 0 is replaced by the
-    Jacobi direction D^{-1} r; ``jacobi_step`` adds a Jacobi step after every
-    M step (see module doc). If the Jacobi direction is unusable too, info = -1
+    ``smoother``: None, or any ``make_preconditioner`` spec ("ic0", "ssor",
+    "jacobi", a Preconditioner, a callable): a second step along its
+    direction after every M step (see module doc). A direction that is zero,
+    non-finite, or has p.A p <= 0 is replaced by the smoother's direction
+    (Jacobi's D^{-1} r without a smoother); if that is unusable too, info = -1
     (A not SPD). Convergence is declared only when the true residual b - A x
     meets the tolerance. Returns a SolveResult in float64; ``details`` holds
-    ``fallback_steps``, ``jacobi_steps``, ``true_residual`` and ``k``."""
+    ``fallback_steps``, ``smoother_steps``, ``true_residual`` and ``k``."""
     start = time.perf_counter()
     csr = as_csr(A, dtype=np.float64)
     n = csr.shape[0]
@@ -197,18 +201,22 @@ def flexible_cg(A, b, M, *, x0=None, rtol: float = 1e-8, atol: float = 0.0, maxi
     maxiter = check_maxiter(maxiter, min(10 * n, 10000))
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k (iterations whose directions are kept) must be a positive integer, got {k!r}")
-    name = getattr(M, "name", type(M).__name__) + ("+jacobi" if jacobi_step else "")
+    smoother = make_preconditioner(smoother, csr)  # None for None or "none"
+    smooth_every_step = smoother is not None
+    fallback = smoother if smooth_every_step else Jacobi().setup(csr)
+    name = getattr(M, "name", type(M).__name__)
+    if smooth_every_step:
+        name += "+" + getattr(smoother, "name", type(smoother).__name__)
     bnorm = float(np.linalg.norm(b))
-    details = {"k": int(k), "fallback_steps": 0, "jacobi_steps": 0}
+    details = {"k": int(k), "fallback_steps": 0, "smoother_steps": 0}
     if bnorm == 0.0:  # SciPy's convention: x = 0 solves b = 0 exactly
         details["true_residual"] = 0.0
         return SolveResult(np.zeros(n), True, 0, np.zeros(1), 0, time.perf_counter() - start, method, name, details)
     tol = max(atol, rtol * bnorm)
-    jacobi = Jacobi().setup(csr)
     r = b - csr @ x
     rnorm = float(np.linalg.norm(r))
     residuals = [rnorm]
-    directions: deque = deque(maxlen=k * (2 if jacobi_step else 1))  # (p, A p, p.A p)
+    directions: deque = deque(maxlen=k * (2 if smooth_every_step else 1))  # (p, A p, p.A p)
 
     def take(step) -> None:
         p, Ap, pAp = step
@@ -231,14 +239,14 @@ def flexible_cg(A, b, M, *, x0=None, rtol: float = 1e-8, atol: float = 0.0, maxi
             details["fallback_steps"] += 1
         else:
             take(step)
-        if step is None or jacobi_step:
-            smooth = _conjugate(csr, jacobi(r), directions)
+        if step is None or smooth_every_step:
+            smooth = _conjugate(csr, np.asarray(fallback(r), dtype=np.float64), directions)
             if smooth is None and step is None:
                 info = -1
                 break
             if smooth is not None:
                 take(smooth)
-                details["jacobi_steps"] += int(step is not None)
+                details["smoother_steps"] += int(step is not None)
         iterations += 1
         rnorm = float(np.linalg.norm(r))
         residuals.append(rnorm)
@@ -272,15 +280,16 @@ def _conjugate(csr, z: np.ndarray, directions) -> tuple[np.ndarray, np.ndarray, 
 
 
 def solve_dcdm(A, b, *, grid, rtol: float = 1e-8, atol: float = 0.0, maxiter: int | None = None, x0=None,
-               callback=None, model=None, k: int = 2, jacobi_step: bool = True, device="cpu") -> SolveResult:
+               callback=None, model=None, k: int = 2, smoother="ic0", device="cpu") -> SolveResult:
     """Solve the SPD grid system A x = b with DCDM (see module doc).
 
     ``grid``: grid shape or boolean fluid mask matching A's unknowns.
     ``model``: a :class:`ResidualUNet`, a shipped name (``"dcdm_2d"``,
     ``"dcdm_3d"``) or a ``.pt`` path; default: the shipped model of the grid's
     dimension. ``k``: iterations whose directions are kept for the
-    A-orthogonalisation; ``jacobi_step``: the hybrid network + Jacobi step of
-    the module doc (False: the paper's DCDM)."""
+    A-orthogonalisation; ``smoother``: the classical step of the hybrid
+    network + smoother iteration of the module doc ("ic0", "ssor", "jacobi"
+    or any ``make_preconditioner`` spec; None: the paper's DCDM)."""
     csr = as_csr(A, dtype=np.float64)
     mask = grid_mask(grid, csr.shape[0])
     if model is None:
@@ -288,6 +297,6 @@ def solve_dcdm(A, b, *, grid, rtol: float = 1e-8, atol: float = 0.0, maxiter: in
     net = model if isinstance(model, ResidualUNet) else load_model(model, device=device)
     M = NetworkPreconditioner(net, mask, device=device).setup(csr)
     result = flexible_cg(csr, b, M, x0=x0, rtol=rtol, atol=atol, maxiter=maxiter, k=k, callback=callback,
-                         jacobi_step=jacobi_step, method="dcdm")
+                         smoother=smoother, method="dcdm")
     result.details["model"] = getattr(net, "metadata", {}).get("name", type(net).__name__)
     return result

@@ -229,8 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     check = obstacle_poisson.scene("sphere-plume", (check_grid,) * args.dim)  # an obstacle shape never trained on
     net = NetworkPreconditioner(model, check.mask, device=device).setup(check.A)
     iterations = {}
-    for mode, hybrid in (("dcdm", False), ("dcdm+jacobi", True)):
-        result = flexible_cg(check.A, check.b, net, rtol=1e-6, maxiter=500, jacobi_step=hybrid)
+    for mode, smoother in (("dcdm", None), ("dcdm+ic0", "ic0")):
+        result = flexible_cg(check.A, check.b, net, rtol=1e-6, maxiter=500, smoother=smoother)
         iterations[mode] = result.iterations if result.converged else f"not converged in {result.iterations}"
     record = {
         "name": output.stem,

@@ -204,10 +204,20 @@ def test_shipped_dcdm_converges_to_1e_8(dim, size):
     assert result.residuals[0] == pytest.approx(np.linalg.norm(problem.b)) and len(result.residuals) == result.iterations + 1
 
 
-def test_paper_dcdm_without_jacobi_steps_converges_to_1e_8_in_2d():
+def test_paper_dcdm_without_smoother_steps_converges_to_1e_8_in_2d():
     problem = op.scene("sphere-plume", (16, 16))
-    result = solve_dcdm(problem.A, problem.b, grid=problem.mask, rtol=1e-8, jacobi_step=False, maxiter=1000)
-    assert result.converged and result.details["jacobi_steps"] == 0 and result.details["fallback_steps"] == 0
+    result = solve_dcdm(problem.A, problem.b, grid=problem.mask, rtol=1e-8, smoother=None, maxiter=1000)
+    assert result.converged and result.details["smoother_steps"] == 0 and result.details["fallback_steps"] == 0
+    assert result.preconditioner == "dcdm-net"
+    assert np.linalg.norm(problem.b - problem.A @ result.x) <= 1e-8 * np.linalg.norm(problem.b)
+
+
+@pytest.mark.parametrize("smoother", ["jacobi", "ssor", "ic0"])
+def test_every_smoother_takes_one_step_per_network_step_and_converges(smoother):
+    problem = op.scene("sphere-plume", (24, 24))
+    result = solve_dcdm(problem.A, problem.b, grid=problem.mask, rtol=1e-8, smoother=smoother)
+    assert result.converged and result.preconditioner == f"dcdm-net+{smoother}"
+    assert result.details["smoother_steps"] == result.iterations - result.details["fallback_steps"] > 0
     assert np.linalg.norm(problem.b - problem.A @ result.x) <= 1e-8 * np.linalg.norm(problem.b)
 
 
@@ -220,6 +230,10 @@ def test_full_grid_shape_and_krylearn_solve_dispatch():
     via_solve = krylearn.solve(problem.A, problem.b, method="dcdm", grid=(20, 20), rtol=1e-8)
     assert via_solve.converged and via_solve.method == "dcdm"
     assert np.allclose(via_solve.x, result.x, rtol=1e-6, atol=1e-8)
+    paper = krylearn.solve(problem.A, problem.b, method="dcdm", M="none", grid=(20, 20), rtol=1e-8)
+    assert paper.converged and paper.preconditioner == "dcdm-net"
+    with pytest.raises(ValueError, match="not both"):
+        krylearn.solve(problem.A, problem.b, method="dcdm", M="ssor", smoother="ic0", grid=(20, 20))
 
 
 def test_shipped_weights_beat_cg_on_a_held_out_scene():
@@ -230,7 +244,7 @@ def test_shipped_weights_beat_cg_on_a_held_out_scene():
     dcdm = solve_dcdm(problem.A, problem.b, grid=problem.mask, rtol=1e-6)
     assert cg.converged and dcdm.converged
     assert dcdm.iterations < cg.iterations
-    assert dcdm.details["fallback_steps"] < dcdm.iterations / 2  # the network, not the Jacobi safeguard, does the work
+    assert dcdm.details["fallback_steps"] < dcdm.iterations / 2  # the network, not the fallback, does the work
 
 
 def test_network_as_flexible_gmres_preconditioner():
@@ -265,11 +279,20 @@ class _ConstantNet(ResidualUNet):
         return torch.full_like(r, self.value)
 
 
+@pytest.mark.parametrize("smoother", [None, "ic0"])
 @pytest.mark.parametrize("value", [float("nan"), 0.0])
-def test_broken_network_falls_back_to_preconditioned_residual_steps(value):
+def test_broken_network_falls_back_to_preconditioned_residual_steps(value, smoother):
     problem = op.scene("sphere-plume", (12, 12))
-    result = solve_dcdm(problem.A, problem.b, grid=problem.mask, model=_ConstantNet(value), rtol=1e-8)
+    result = solve_dcdm(problem.A, problem.b, grid=problem.mask, model=_ConstantNet(value), rtol=1e-8,
+                        smoother=smoother)
     assert result.converged and result.details["fallback_steps"] == result.iterations > 0
+    assert result.details["smoother_steps"] == 0
+
+
+def test_unknown_smoother_is_rejected():
+    problem = op.scene("empty", (8, 8))
+    with pytest.raises(ValueError, match="unknown preconditioner"):
+        solve_dcdm(problem.A, problem.b, grid=(8, 8), smoother="gauss")
 
 
 def test_bad_grids_and_right_hand_sides():
