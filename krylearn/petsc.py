@@ -4,7 +4,7 @@ Python KSP, and ``solve`` for PETSc matrices.
 Selected from the options database::
 
     -pc_type python -pc_python_type krylearn.petsc.LearnedIC   [-krylearn_model NAME]
-    -pc_type python -pc_python_type krylearn.petsc.DCDM        [-krylearn_model NAME -krylearn_grid 64,64]
+    -pc_type python -pc_python_type krylearn.petsc.DCDM        [-krylearn_model NAME -krylearn_grid 64,64 | -krylearn_mask F.npy]
     -pc_type python -pc_python_type krylearn.petsc.TunedSOR    [-krylearn_omega_grid 1.0:1.95:20 -krylearn_bandit tsallis -krylearn_seed 0]
     -ksp_type python -ksp_python_type krylearn.petsc.GCRODR    [-krylearn_recycle 20 -krylearn_restart 40]
 
@@ -125,33 +125,61 @@ class LearnedIC(_LocalBlockPC):
 
 class DCDM(_LocalBlockPC):
     """The DCDM network as a (nonlinear, so flexible) preconditioner: use it
-    under ``-ksp_type fcg`` or ``fgmres``. ``-krylearn_grid nx,ny[,nz]`` gives
-    the local grid shape, ``-krylearn_model`` the network."""
+    under ``-ksp_type fcg`` or ``fgmres``. The local unknowns are either every
+    cell of a grid, ``-krylearn_grid nx,ny[,nz]``, or the True cells (C order)
+    of a boolean fluid mask saved with ``numpy.save``, ``-krylearn_mask
+    FILE.npy`` (``{rank}`` in FILE is replaced by the MPI rank, so every rank
+    reads the mask of its own block). ``-krylearn_model`` names the network."""
 
     def __init__(self) -> None:
         super().__init__()
         self.model: str | None = None
-        self.grid: tuple[int, ...] | None = None
+        self.grid: tuple[int, ...] | np.ndarray | None = None
+        self.mask_file: str | None = None
 
     def read_options(self, options) -> None:
         self.model = _get_string(options, "model", self.model)
         grid = _get_string(options, "grid", None)
+        self.mask_file = _get_string(options, "mask", self.mask_file)
+        if grid and self.mask_file:
+            raise ValueError(f"krylearn.petsc.DCDM: give -{OPTION_PREFIX}grid or -{OPTION_PREFIX}mask, not both")
         if grid:
             try:
                 self.grid = tuple(int(v) for v in grid.split(","))
             except ValueError as exc:
                 raise ValueError(f"-{OPTION_PREFIX}grid must be integers separated by commas, got {grid!r}") from exc
 
+    def setUp(self, pc) -> None:  # noqa: N802
+        if self.mask_file:
+            self.grid = _load_mask(self.mask_file.replace("{rank}", str(pc.getComm().getRank())))
+        super().setUp(pc)
+
     def build(self, local):
         from krylearn.solvers.dcdm import NetworkPreconditioner, load_model
 
         if self.grid is None:
-            raise ValueError(f"krylearn.petsc.DCDM needs the local grid shape: -{OPTION_PREFIX}grid nx,ny[,nz]")
-        model = load_model(self.model or f"dcdm_{len(self.grid)}d")
+            raise ValueError(f"krylearn.petsc.DCDM needs the local unknowns: -{OPTION_PREFIX}grid nx,ny[,nz] "
+                             f"or -{OPTION_PREFIX}mask FILE.npy")
+        dim = self.grid.ndim if isinstance(self.grid, np.ndarray) else len(self.grid)
+        model = load_model(self.model or f"dcdm_{dim}d")
         return NetworkPreconditioner(model, self.grid).setup(local)
 
     def describe(self) -> str:
-        return f"DCDM network preconditioner, model={self.model or 'default'}, grid={self.grid}"
+        where = f"mask={self.mask_file}" if self.mask_file else f"grid={self.grid}"
+        return f"DCDM network preconditioner, model={self.model or 'default'}, {where}"
+
+
+def _load_mask(path: str) -> np.ndarray:
+    """A boolean fluid mask from a ``.npy`` file (no pickles: loading runs no code)."""
+    try:
+        mask = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"-{OPTION_PREFIX}mask: cannot read a boolean .npy array from {path!r}: {exc}") from exc
+    if not isinstance(mask, np.ndarray):  # an .npz archive
+        raise ValueError(f"-{OPTION_PREFIX}mask: {path!r} is not a single .npy array")
+    if mask.dtype != bool:
+        raise ValueError(f"-{OPTION_PREFIX}mask: {path!r} holds a {mask.dtype} array; save the fluid mask as bool")
+    return mask
 
 
 def _parse_grid(text: str) -> np.ndarray:

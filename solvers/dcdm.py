@@ -141,10 +141,15 @@ def check_grid_matrix(A: sp.csr_array, mask: np.ndarray) -> None:
 # ----------------------------------------------------------------------------- network as a preconditioner
 
 class NetworkPreconditioner(Preconditioner):
-    """z = f(r / rms(r)) on the grid: the DCDM network as a (nonlinear, scale-free)
-    preconditioner. The residual is scattered onto the grid, normalised to unit
-    RMS per unknown (so inputs look alike at every grid size), passed through
-    the float32 network on ``device``, and gathered back as float64."""
+    """z = alpha q, q = f(r / rms(r)) on the grid, alpha = q.r / q.A q: the DCDM
+    network as a (nonlinear) preconditioner. The residual is scattered onto the
+    grid, normalised to unit RMS per unknown (so inputs look alike at every
+    grid size), passed through the float32 network on ``device`` and gathered
+    back as float64; alpha (one mat-vec) makes z the A-norm-optimal step along
+    q, so z has the magnitude of A^{-1} r and the network composes with other
+    preconditioners (e.g. PETSc's multiplicative ``-pc_type composite``).
+    Where q.A q <= 0 or is not finite, z = q unscaled (callers such as
+    :func:`flexible_cg` detect such a direction)."""
 
     name = "dcdm-net"
 
@@ -159,6 +164,7 @@ class NetworkPreconditioner(Preconditioner):
             raise ValueError(f"the grid has {self.mask.ndim} axes but the network is {self.model.dim}-D; "
                              f"use a dcdm_{self.mask.ndim}d model")
         check_grid_matrix(csr, self.mask)
+        self._A = csr
         self.dtype = np.dtype(np.float64)
         self._mask_t = torch.from_numpy(self.mask).to(self.device)
         self._mask_in = self._mask_t.to(torch.float32)[None, None]
@@ -173,6 +179,9 @@ class NetworkPreconditioner(Preconditioner):
         with torch.inference_mode():
             q = self.model(grid[None, None], self._mask_in)[0, 0]
         out[:] = q[self._mask_t].to("cpu", torch.float64).numpy()
+        qAq = float(out @ (self._A @ out))
+        if qAq > 0.0 and np.isfinite(qAq):
+            out *= float(out @ r) / qAq
 
 
 # ----------------------------------------------------------------------------- the iteration

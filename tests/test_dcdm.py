@@ -258,6 +258,18 @@ def test_network_as_flexible_gmres_preconditioner():
     assert np.linalg.norm(problem.b - problem.A @ result.x) <= 1.01e-6 * np.linalg.norm(problem.b)
 
 
+def test_network_step_is_the_energy_optimal_step_along_its_direction():
+    """z = alpha q with alpha = q.r / q.A q: the residual after the step is orthogonal
+    to z, and z does not depend on the scale of r."""
+    problem = op.scene("sphere-plume", (32, 32))
+    M = NetworkPreconditioner(load_model("dcdm_2d"), problem.mask).setup(problem.A)
+    r = np.random.default_rng(5).standard_normal(problem.n)
+    z = M(r)
+    assert abs(z @ (r - problem.A @ z)) <= 1e-10 * np.linalg.norm(z) * np.linalg.norm(r)
+    assert np.allclose(M(1e6 * r), 1e6 * z, rtol=1e-5, atol=0.0)
+    assert z @ r > 0  # a descent direction for the energy
+
+
 def test_flexible_cg_with_identity_is_cg():
     problem = op.scene("two-spheres", (16, 16))
     fcg = flexible_cg(problem.A, problem.b, lambda r: r.copy(), k=1, rtol=1e-10)

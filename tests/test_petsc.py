@@ -210,6 +210,67 @@ def test_dcdm_pc_under_flexible_cg_from_options():
     assert reason > 0 and rel <= 1e-8 * 1.001
 
 
+@pytest.mark.skipif(not _dcdm_models_shipped(), reason="no shipped DCDM model")
+def test_dcdm_pc_on_an_obstacle_scene_from_a_mask_file(tmp_path):
+    from krylearn.bench.obstacle_poisson import scene
+
+    problem = scene("sphere-plume", (32, 32))  # solid cells are not unknowns: the grid needs the mask
+    np.save(tmp_path / "mask0.npy", problem.mask)
+    Am = petsc_mat(problem.A)
+    flexible = {"ksp_type": "fcg", "ksp_rtol": "1e-8", "ksp_max_it": "1000", "ksp_norm_type": "unpreconditioned",
+                "pc_type": "python", "pc_python_type": "krylearn.petsc.DCDM"}
+    ksp = ksp_from_options(Am, {**flexible, "krylearn_mask": str(tmp_path / "mask{rank}.npy")})
+    _, rel, its, reason = solve_and_residual(ksp, Am, problem.b)
+    assert reason > 0 and rel <= 1e-8 * 1.001
+    for bad in ({"krylearn_mask": str(tmp_path / "mask0.npy"), "krylearn_grid": "32,32"},  # both
+                {"krylearn_grid": "32,32"},  # a full grid, but A has only the fluid cells
+                {"krylearn_mask": str(tmp_path / "missing.npy")}):
+        with pytest.raises(PETSc.Error):
+            solve_and_residual(ksp_from_options(Am, {**flexible, **bad}), Am, problem.b)
+
+
+@pytest.mark.skipif(not _dcdm_models_shipped(), reason="no shipped DCDM model")
+def test_dcdm_hybrid_example_runs(capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("petsc_dcdm_hybrid", ROOT / "examples" / "petsc_dcdm_hybrid.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    assert example.main(["--scenes", "sphere-plume", "--grids", "32"]) == 0
+    counts = dict(part.split() for part in capsys.readouterr().out.split(": ")[1].split(", "))
+    assert int(counts["hybrid"]) < int(counts["icc"]) < int(counts["network"])
+
+
+def test_dcdm_mask_file_must_hold_a_boolean_array(tmp_path):
+    np.save(tmp_path / "ints.npy", np.ones((4, 4), dtype=np.int64))
+    with pytest.raises(ValueError, match="save the fluid mask as bool"):
+        kpetsc._load_mask(str(tmp_path / "ints.npy"))
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="cannot read a boolean .npy array"):
+        kpetsc._load_mask(str(tmp_path / "objects.npy"))
+    np.savez(tmp_path / "archive.npz", mask=np.ones((4, 4), dtype=bool))
+    with pytest.raises(ValueError, match="not a single .npy array"):
+        kpetsc._load_mask(str(tmp_path / "archive.npz"))
+
+
+@pytest.mark.skipif(not _dcdm_models_shipped(), reason="no shipped DCDM model")
+def test_dcdm_composes_with_icc_in_a_multiplicative_composite():
+    """PETSc's multiplicative composite z = N(r) + ICC^{-1}(r - A N(r)) is the DCDM +
+    IC(0) hybrid inside PETSc: it needs the network step at the scale of A^{-1} r."""
+    m = 64
+    Am = petsc_mat(poisson2d(m))
+    flexible = {"ksp_type": "fcg", "ksp_rtol": "1e-8", "ksp_max_it": "1000", "ksp_norm_type": "unpreconditioned"}
+    network = {"pc_type": "python", "pc_python_type": "krylearn.petsc.DCDM", "krylearn_grid": f"{m},{m}"}
+    hybrid = {"pc_type": "composite", "pc_composite_type": "multiplicative", "pc_composite_pcs": "python,icc",
+              "sub_0_pc_python_type": "krylearn.petsc.DCDM", "sub_0_krylearn_grid": f"{m},{m}"}
+    b = np.random.default_rng(4).standard_normal(m * m)
+    iterations = {}
+    for name, options in (("network", network), ("hybrid", hybrid), ("icc", {"pc_type": "icc"})):
+        _, rel, iterations[name], reason = solve_and_residual(ksp_from_options(Am, {**flexible, **options}), Am, b)
+        assert reason > 0 and rel <= 1e-8 * 1.001, name
+    assert iterations["hybrid"] < min(iterations["network"], iterations["icc"]) / 2
+
+
 # --------------------------------------------------------------------------- MPI: 1 vs 2 ranks
 
 def _mpiexec(nranks: int, *args: str) -> dict[str, float]:
