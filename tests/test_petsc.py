@@ -301,6 +301,23 @@ def test_one_and_two_ranks_agree(name):
     assert abs(one["xnorm"] - two["xnorm"]) <= 1e-5 * one["xnorm"]
 
 
+@pytest.mark.mpi
+@pytest.mark.skipif(not _dcdm_models_shipped(), reason="no shipped DCDM model")
+def test_dcdm_pc_reads_each_ranks_mask_on_one_and_two_ranks(tmp_path):
+    """-krylearn_mask with {rank}: every rank reads the mask of its own block (the
+    example's 48 x 48 grid splits into two 24 x 48 row blocks)."""
+    m, runs = 48, {}
+    for ranks in (1, 2):
+        for rank in range(ranks):
+            np.save(tmp_path / f"mask_{ranks}_{rank}.npy", np.ones((m // ranks, m), dtype=bool))
+        runs[ranks] = _mpiexec(ranks, "-m", str(m), "-ksp_type", "fcg", "-ksp_norm_type", "unpreconditioned",
+                               "-pc_type", "python", "-pc_python_type", "krylearn.petsc.DCDM",
+                               "-krylearn_mask", str(tmp_path / f"mask_{ranks}_{{rank}}.npy"))
+    for run in runs.values():
+        assert run["reason"] > 0 and run["true_rel_residual"] <= 1e-8 * 1.001
+    assert abs(runs[1]["xnorm"] - runs[2]["xnorm"]) <= 1e-5 * runs[1]["xnorm"]
+
+
 def test_complex_petsc_build_is_a_clear_error(monkeypatch):
     class ComplexBuild:
         ScalarType = np.complex128
