@@ -14,7 +14,8 @@ default), all keeping the directions of k = 2 iterations (the default);
 evaluation.
 Deflated PCG is IC(0)-PCG with subdomain deflation (one piecewise-constant
 vector per 8^d block of cells), applied as the balancing preconditioner
-M_BNN = (I - QA) M_IC^{-1} (I - AQ) + Q, Q = Z (Z^T A Z)^{-1} Z^T, which is SPD and so valid in plain PCG.
+M_BNN = (I - QA) M_IC^{-1} (I - AQ) + Q, Q = Z (Z^T A Z)^{-1} Z^T, which is
+SPD and so valid in plain PCG.
 """
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ import petsc4py
 petsc4py.init([])
 from petsc4py import PETSc  # noqa: E402
 
+from krylearn.bench.baselines import petsc_matrix  # noqa: E402
 from krylearn.bench.obstacle_poisson import scene  # noqa: E402
 
 
@@ -58,9 +59,7 @@ def main(argv: list[str]) -> int:
                 problem = scene(name, (m, m))
                 mask_file = str(Path(tmp) / f"{name}_{m}.npy")
                 np.save(mask_file, problem.mask)
-                csr = problem.A.tocsr()
-                A = PETSc.Mat().createAIJ(size=csr.shape, csr=(csr.indptr.astype(PETSc.IntType),
-                                                               csr.indices.astype(PETSc.IntType), csr.data))
+                A = petsc_matrix(PETSc, problem.A)
                 cells = []
                 for label, options in configurations(mask_file).items():
                     iterations, reason = fcg_iterations(A, problem.b, options, f"{label}_{name}_{m}_")
