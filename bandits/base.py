@@ -9,6 +9,8 @@ has seen, so the same defaults work for 50 iterations and for 0.3 seconds.
 """
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import math
 import os
@@ -123,10 +125,13 @@ class corrupted_state_errors:
         return False
 
 
-def sample(rng: np.random.Generator, p: np.ndarray) -> int:
-    """Draw an index from the distribution ``p`` (inverse CDF: one uniform per draw)."""
-    cdf = np.cumsum(p)
-    return min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), len(p) - 1)
+def sample(rng: np.random.Generator, p) -> int:
+    """Draw an index from the distribution ``p`` (inverse CDF: one uniform per draw).
+
+    Plain Python over the K probabilities: for a tuner's few dozen arms that
+    costs less than NumPy's per-call overhead, which a learner pays on every solve."""
+    cdf = list(itertools.accumulate(p.tolist() if isinstance(p, np.ndarray) else p))
+    return min(bisect.bisect_right(cdf, rng.random() * cdf[-1]), len(cdf) - 1)
 
 
 def check_loss(loss: float) -> float:
@@ -183,20 +188,27 @@ class ContextRange:
         return 2.0 * (value - self.low) / (self.high - self.low) - 1.0
 
 
-def inverse_gap_weights(predicted: np.ndarray, gamma: float, available: np.ndarray | None = None) -> np.ndarray:
+def inverse_gap_weights(predicted, gamma: float, available=None) -> np.ndarray:
     """SquareCB sampling (Foster & Rakhlin 2020): p_a = 1 / (K + gamma (yhat_a - yhat_best)) for
-    every arm but the best, which takes the remaining mass. ``available`` masks arms out."""
-    predicted = np.asarray(predicted, dtype=np.float64)
+    every arm but the best, which takes the remaining mass. ``available`` masks arms out.
+    Plain Python over the K arms, like ``sample``."""
+    values = predicted.tolist() if isinstance(predicted, np.ndarray) else [float(v) for v in predicted]
+    arms = range(len(values))
     if available is not None:
-        mask = np.asarray(available, dtype=bool)
-        if not mask.any():
+        mask = np.asarray(available, dtype=bool).tolist()
+        if len(mask) != len(values):
+            raise ValueError(f"available has {len(mask)} entries for {len(values)} arms")
+        if not any(mask):
             raise ValueError("no arm is available")
-        predicted = np.where(mask, predicted, np.inf)  # masked arms: infinite gap, probability 0
-    best = int(np.argmin(predicted))
-    p = 1.0 / (np.count_nonzero(np.isfinite(predicted)) + gamma * (predicted - predicted[best]))
+        arms = [a for a in arms if mask[a]]
+    best = min(arms, key=values.__getitem__)
+    low, count = values[best], len(arms)
+    p = [0.0] * len(values)
+    for a in arms:
+        p[a] = 1.0 / (count + gamma * (values[a] - low))
     p[best] = 0.0
-    p[best] = max(1.0 - p.sum(), 0.0)
-    return p / p.sum()
+    p[best] = 1.0 - math.fsum(p)  # >= 1/K: every other arm has p <= 1/K
+    return np.array(p)
 
 
 def save_state(obj: Any, path: str | os.PathLike) -> None:

@@ -199,7 +199,7 @@ def run_with_omega(system, method: str, omega: float, *, rtol: float = 1e-8, ato
     if system.csr is None:
         raise TypeError("SSOR needs the entries of A; a LinearOperator is not supported")
     start = time.perf_counter()
-    pc = SSOR(omega).setup(system.csr)
+    pc = SSOR(omega).setup(system.csr, share=True)  # built for this solve only
     result = run_cg(system, None, x0, rtol=rtol, atol=atol, maxiter=cap, M=pc, callback=callback)
     result.seconds = time.perf_counter() - start  # include the preconditioner setup
     return result

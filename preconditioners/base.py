@@ -29,9 +29,13 @@ class Preconditioner:
         self.shape: tuple[int, int] | None = None
         self.dtype: np.dtype | None = None
 
-    def setup(self, A, dtype=None) -> Preconditioner:
-        """Build M for the square matrix ``A`` (any sparse/dense input); returns self."""
-        csr = as_csr(A, dtype=dtype, copy=self.keeps_matrix)
+    def setup(self, A, dtype=None, *, share: bool = False) -> Preconditioner:
+        """Build M for the square matrix ``A`` (any sparse/dense input); returns self.
+
+        ``share=True``: the caller keeps a canonical CSR ``A`` unchanged for as long as this
+        preconditioner is used (e.g. it is built for one solve), so M may reference A's arrays
+        instead of copying them."""
+        csr = as_csr(A, dtype=dtype, copy=self.keeps_matrix and not share)
         self.shape, self.dtype = csr.shape, csr.data.dtype
         self._build(csr)
         return self
@@ -133,14 +137,16 @@ def learned_preconditioner(spec: str) -> Preconditioner:
     return LearnedIC.from_pretrained(name or None)
 
 
-def make_preconditioner(spec, A, dtype=None) -> Preconditioner | None:
+def make_preconditioner(spec, A, dtype=None, *, share: bool = False) -> Preconditioner | None:
     """Resolve ``spec`` into a preconditioner set up for ``A`` (None for no preconditioning).
 
     ``spec``: None or "none"; a name ("jacobi", "ssor", "ic0", "ilu0", "amg",
     "amg:rs", "learned", "learned:<model>"); a ``Preconditioner`` (set up
     for ``A`` if it is not yet); a SciPy LinearOperator, sparse or dense
     matrix or callable applying M^{-1} (SciPy's convention). ``A`` may be a
-    LinearOperator only for the non-matrix specs.
+    LinearOperator only for the non-matrix specs. ``share=True``: a preconditioner
+    built here from a name may reference A's arrays (see ``Preconditioner.setup``);
+    a given ``Preconditioner`` instance always copies what it keeps.
     """
     from . import classical
 
@@ -164,7 +170,7 @@ def make_preconditioner(spec, A, dtype=None) -> Preconditioner | None:
             raise ValueError(f"unknown preconditioner {spec!r}; choose from {', '.join(PRECONDITIONER_NAMES)}")
         if isinstance(A, LinearOperator):
             raise TypeError(f"preconditioner {spec!r} needs the entries of A; A is a LinearOperator")
-        return factories[key]().setup(A, dtype=dtype)
+        return factories[key]().setup(A, dtype=dtype, share=share)
     if isinstance(spec, Preconditioner):
         if spec.shape is None:
             return spec.setup(A, dtype=dtype)

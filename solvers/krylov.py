@@ -251,7 +251,9 @@ def _scipy_setup(A, b, x0, M):
 
 
 def _preconditioner_for(system: LinearSystem, M) -> Preconditioner | None:
-    return make_preconditioner(M, system.csr if system.csr is not None else _as_shape(system), dtype=system.dtype)
+    # a preconditioner named here lives for this solve only: it may share the system's arrays
+    return make_preconditioner(M, system.csr if system.csr is not None else _as_shape(system), dtype=system.dtype,
+                               share=True)
 
 
 def _scipy_return(name: str, result: SolveResult, info_on_limit: int) -> tuple[np.ndarray, int]:

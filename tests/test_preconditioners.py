@@ -60,6 +60,23 @@ def test_multiply_is_the_inverse_of_apply(name, rng):
     np.testing.assert_allclose(np.column_stack([pc.apply(c) for c in MX.T]), X, rtol=1e-12, atol=1e-12)
 
 
+def test_a_kept_matrix_is_copied_unless_the_caller_shares_it():
+    """SSOR's native sweeps read A's index arrays: by default it owns a copy of A; with
+    share=True (a preconditioner built for one solve) it reads the caller's arrays."""
+    A = sp.csr_array(poisson2d(6))
+    r = np.linspace(1.0, 2.0, 36)
+
+    def uses_arrays_of_A(pc):
+        return all(np.shares_memory(getattr(pc._A, name), getattr(A, name)) for name in ("indptr", "indices"))
+
+    owned, shared = SSOR(1.3).setup(A), SSOR(1.3).setup(A, share=True)
+    assert not uses_arrays_of_A(owned) and uses_arrays_of_A(shared)
+    np.testing.assert_array_equal(shared.apply(r), owned.apply(r))
+    assert uses_arrays_of_A(make_preconditioner("ssor", A, share=True))  # a name built for one solve
+    given = SSOR().setup(A)
+    assert make_preconditioner(given, A, share=True) is given and not uses_arrays_of_A(given)
+
+
 def test_native_multiply_validates_its_input():
     pc = make_preconditioner("ssor", poisson2d(4))
     with pytest.raises(ValueError, match="rows"):
