@@ -11,6 +11,7 @@ import pytest
 import scipy.sparse as sp
 import scipy.sparse.linalg as sla
 
+from krylearn.bench.baselines import petsc_matrix
 from krylearn.bench.problems import poisson2d
 from krylearn.bench.suite_petsc import run_example
 
@@ -25,12 +26,6 @@ import krylearn.petsc as kpetsc  # noqa: E402
 pytestmark = pytest.mark.petsc
 ROOT = Path(__file__).resolve().parents[1]
 _prefixes = itertools.count()
-
-
-def petsc_mat(csr: sp.csr_array) -> "PETSc.Mat":
-    csr = sp.csr_array(csr)
-    return PETSc.Mat().createAIJ(size=csr.shape, csr=(csr.indptr.astype(PETSc.IntType),
-                                                      csr.indices.astype(PETSc.IntType), csr.data))
 
 
 def ksp_from_options(A: "PETSc.Mat", options: dict[str, str]) -> "PETSc.KSP":
@@ -62,7 +57,7 @@ CG_TRUE_RESIDUAL = {"ksp_type": "cg", "ksp_rtol": "1e-8", "ksp_norm_type": "unpr
 def test_solve_dispatches_petsc_mat_and_matches_scipy():
     A = poisson2d(24)
     b = np.random.default_rng(0).standard_normal(A.shape[0])
-    Am = petsc_mat(A)
+    Am = petsc_matrix(PETSc, A)
     Am.setOption(PETSc.Mat.Option.SPD, True)
     result = krylearn.solve(Am, b, rtol=1e-10)
     assert result.converged and result.method == "petsc-cg"
@@ -74,7 +69,7 @@ def test_solve_dispatches_petsc_mat_and_matches_scipy():
 def test_solve_petsc_iterations_match_native_within_one():
     A = poisson2d(32)
     b = np.ones(A.shape[0])
-    Am = petsc_mat(A)
+    Am = petsc_matrix(PETSc, A)
     Am.setOption(PETSc.Mat.Option.SPD, True)
     petsc_result = kpetsc.solve(Am, b, method="cg", M="none", rtol=1e-8)
     native = krylearn.solve(A, b, method="cg", M="none", rtol=1e-8)
@@ -84,7 +79,7 @@ def test_solve_petsc_iterations_match_native_within_one():
 def test_tuned_sor_from_options_converges_and_learns():
     A0 = poisson2d(20)
     rng = np.random.default_rng(1)
-    Am = petsc_mat(A0)
+    Am = petsc_matrix(PETSc, A0)
     ksp = ksp_from_options(Am, {**CG_TRUE_RESIDUAL, "pc_type": "python",
                                 "pc_python_type": "krylearn.petsc.TunedSOR",
                                 "krylearn_omega_grid": "1.0:1.9:10", "krylearn_seed": "3"})
@@ -101,7 +96,7 @@ def test_gcrodr_ksp_recycles_across_solves():
     m = 24
     A = poisson2d(m) + sp.diags_array(0.5 * np.linspace(-1, 1, m * m) / m, offsets=1, shape=(m * m, m * m))
     A = sp.csr_array(A)
-    Am = petsc_mat(A)
+    Am = petsc_matrix(PETSc, A)
     ksp = ksp_from_options(Am, {"ksp_type": "python", "ksp_python_type": "krylearn.petsc.GCRODR",
                                 "krylearn_restart": "30", "krylearn_recycle": "10", "ksp_rtol": "1e-8",
                                 "pc_type": "jacobi"})
@@ -114,7 +109,7 @@ def test_gcrodr_ksp_recycles_across_solves():
 
 
 def test_ksp_view_shows_krylearn_options(tmp_path):
-    Am = petsc_mat(poisson2d(10))
+    Am = petsc_matrix(PETSc, poisson2d(10))
     ksp = ksp_from_options(Am, {**CG_TRUE_RESIDUAL, "pc_type": "python",
                                 "pc_python_type": "krylearn.petsc.TunedSOR", "krylearn_omega_grid": "1.1,1.5,1.7"})
     solve_and_residual(ksp, Am, np.ones(100))
@@ -134,7 +129,7 @@ def test_pc_apply_before_setup_is_a_clear_error():
 
 
 def test_bad_omega_grid_is_reported():
-    Am = petsc_mat(poisson2d(8))
+    Am = petsc_matrix(PETSc, poisson2d(8))
     with pytest.raises(PETSc.Error):
         ksp = ksp_from_options(Am, {**CG_TRUE_RESIDUAL, "pc_type": "python",
                                     "pc_python_type": "krylearn.petsc.TunedSOR", "krylearn_omega_grid": "0.5:2.5:4"})
@@ -142,7 +137,7 @@ def test_bad_omega_grid_is_reported():
 
 
 def test_unknown_method_for_petsc_solve():
-    Am = petsc_mat(poisson2d(6))
+    Am = petsc_matrix(PETSc, poisson2d(6))
     with pytest.raises(ValueError, match="unknown method"):
         kpetsc.solve(Am, np.ones(36), method="qmr-magic")
 
@@ -161,7 +156,7 @@ needs_learned = pytest.mark.skipif(not _learned_models_shipped(), reason="no shi
 @needs_learned
 def test_learned_ic_from_options_converges():
     A = poisson2d(24)
-    Am = petsc_mat(A)
+    Am = petsc_matrix(PETSc, A)
     ksp = ksp_from_options(Am, {**CG_TRUE_RESIDUAL, "pc_type": "python",
                                 "pc_python_type": "krylearn.petsc.LearnedIC"})
     _, rel, its, reason = solve_and_residual(ksp, Am, np.ones(A.shape[0]))
@@ -176,12 +171,12 @@ def test_learned_ic_from_options_converges():
 @needs_learned
 def test_learned_ic_rejects_nonsymmetric_and_unknown_model():
     A = sp.csr_array(poisson2d(8) + sp.diags_array(np.full(63, 0.5), offsets=1, shape=(64, 64)))
-    Am = petsc_mat(A)
+    Am = petsc_matrix(PETSc, A)
     with pytest.raises(PETSc.Error):
         ksp = ksp_from_options(Am, {**CG_TRUE_RESIDUAL, "pc_type": "python",
                                     "pc_python_type": "krylearn.petsc.LearnedIC"})
         solve_and_residual(ksp, Am, np.ones(64))
-    Am = petsc_mat(poisson2d(8))
+    Am = petsc_matrix(PETSc, poisson2d(8))
     with pytest.raises(PETSc.Error):
         ksp = ksp_from_options(Am, {**CG_TRUE_RESIDUAL, "pc_type": "python",
                                     "pc_python_type": "krylearn.petsc.LearnedIC", "krylearn_model": "no-such-model"})
@@ -202,7 +197,7 @@ def _dcdm_models_shipped() -> bool:
 def test_dcdm_pc_under_flexible_cg_from_options():
     m = 32
     A = poisson2d(m)
-    Am = petsc_mat(A)
+    Am = petsc_matrix(PETSc, A)
     ksp = ksp_from_options(Am, {"ksp_type": "fcg", "ksp_rtol": "1e-8", "ksp_max_it": "2000",
                                 "ksp_norm_type": "unpreconditioned", "pc_type": "python",
                                 "pc_python_type": "krylearn.petsc.DCDM", "krylearn_grid": f"{m},{m}"})
@@ -216,7 +211,7 @@ def test_dcdm_pc_on_an_obstacle_scene_from_a_mask_file(tmp_path):
 
     problem = scene("sphere-plume", (32, 32))  # solid cells are not unknowns: the grid needs the mask
     np.save(tmp_path / "mask0.npy", problem.mask)
-    Am = petsc_mat(problem.A)
+    Am = petsc_matrix(PETSc, problem.A)
     flexible = {"ksp_type": "fcg", "ksp_rtol": "1e-8", "ksp_max_it": "1000", "ksp_norm_type": "unpreconditioned",
                 "pc_type": "python", "pc_python_type": "krylearn.petsc.DCDM"}
     ksp = ksp_from_options(Am, {**flexible, "krylearn_mask": str(tmp_path / "mask{rank}.npy")})
@@ -258,7 +253,7 @@ def test_dcdm_composes_with_icc_in_a_multiplicative_composite():
     """PETSc's multiplicative composite z = N(r) + ICC^{-1}(r - A N(r)) is the DCDM +
     IC(0) hybrid inside PETSc: it needs the network step at the scale of A^{-1} r."""
     m = 64
-    Am = petsc_mat(poisson2d(m))
+    Am = petsc_matrix(PETSc, poisson2d(m))
     flexible = {"ksp_type": "fcg", "ksp_rtol": "1e-8", "ksp_max_it": "1000", "ksp_norm_type": "unpreconditioned"}
     network = {"pc_type": "python", "pc_python_type": "krylearn.petsc.DCDM", "krylearn_grid": f"{m},{m}"}
     hybrid = {"pc_type": "composite", "pc_composite_type": "multiplicative", "pc_composite_pcs": "python,icc",
@@ -344,7 +339,7 @@ def test_complex_petsc_build_is_a_clear_error(monkeypatch):
     class ComplexBuild:
         ScalarType = np.complex128
 
-    A = petsc_mat(poisson2d(4))
+    A = petsc_matrix(PETSc, poisson2d(4))
     monkeypatch.setattr(kpetsc, "PETSc", ComplexBuild)
     with pytest.raises(NotImplementedError, match="real PETSc build"):
         kpetsc.local_block_csr(A)  # what every krylearn PC's setUp calls first
