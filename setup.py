@@ -8,7 +8,7 @@ kernels = Pybind11Extension(
     "krylearn._kernels",
     sorted(glob.glob("csrc/*.cpp")),
     include_dirs=["csrc"],
-    depends=sorted(glob.glob("csrc/*.hpp")),  # header-only kernels: a header change must rebuild
+    depends=sorted(glob.glob("csrc/*.hpp") + glob.glob("csrc/*.inc")),  # header-only kernels: a header change must rebuild
     cxx_std=17,
     extra_compile_args=["-O3", "-fopenmp", "-fno-math-errno"],
     extra_link_args=["-fopenmp"],

@@ -40,7 +40,7 @@ void require_strictly_lower_graph(const I* lower_ptr, const I* cols, std::size_t
 template <class I>
 py::tuple forward_typed(py::array& lower_ptr, py::array& cols, py::array& a_off, py::array& l0_off,
                         py::array& node_features, py::array& parameters, std::size_t width, std::size_t rounds,
-                        int threads) {
+                        int threads, std::size_t lanes) {
     require_1d_contiguous(lower_ptr, "lower_ptr");
     if (lower_ptr.shape(0) < 1) throw py::value_error("lower_ptr must have length n + 1 >= 1");
     const auto n = static_cast<std::size_t>(lower_ptr.shape(0) - 1);
@@ -67,17 +67,18 @@ py::tuple forward_typed(py::array& lower_ptr, py::array& cols, py::array& a_off,
         py::gil_scoped_release nogil;
         const GnnWeights net(pw, width, rounds);
         if (width == 8)
-            gnn_forward<8>(net, n, lp, ci, pa, pl, px, po, pd, threads);
+            gnn_forward<8>(net, n, lp, ci, pa, pl, px, po, pd, threads, lanes);
         else if (width == 16)
-            gnn_forward<16>(net, n, lp, ci, pa, pl, px, po, pd, threads);
+            gnn_forward<16>(net, n, lp, ci, pa, pl, px, po, pd, threads, lanes);
         else
-            gnn_forward<0>(net, n, lp, ci, pa, pl, px, po, pd, threads);
+            gnn_forward<0>(net, n, lp, ci, pa, pl, px, po, pd, threads, lanes);
     }
     return py::make_tuple(l_off, l_diag);
 }
 
 py::tuple ic_gnn_forward_py(py::handle lower_ptr_obj, py::handle cols_obj, py::handle a_obj, py::handle l0_obj,
-                            py::handle x_obj, py::handle w_obj, long long width, long long rounds, long long threads) {
+                            py::handle x_obj, py::handle w_obj, long long width, long long rounds, long long threads,
+                            long long lanes) {
     py::array lower_ptr = as_ndarray(lower_ptr_obj, "lower_ptr"), cols = as_ndarray(cols_obj, "cols");
     py::array a_off = as_ndarray(a_obj, "a_off"), l0_off = as_ndarray(l0_obj, "l0_off");
     py::array node_features = as_ndarray(x_obj, "node_features"), parameters = as_ndarray(w_obj, "parameters");
@@ -88,6 +89,11 @@ py::tuple ic_gnn_forward_py(py::handle lower_ptr_obj, py::handle cols_obj, py::h
                               std::to_string(rounds));
     if (threads < 0 || threads > 1024)
         throw py::value_error("threads must be in [0, 1024] (0: the OpenMP default), got " + std::to_string(threads));
+    if (lanes != 0 && lanes != 4 && lanes != 8)
+        throw py::value_error("lanes must be 0 (the widest this CPU runs), 4 or 8, got " + std::to_string(lanes));
+    if (static_cast<std::size_t>(lanes) > gnn_max_lanes())
+        throw py::value_error("lanes=" + std::to_string(lanes) + " needs AVX2, which this CPU does not have");
+    const std::size_t nlanes = lanes == 0 ? gnn_max_lanes() : static_cast<std::size_t>(lanes);
     int nthreads = static_cast<int>(threads);
 #ifdef _OPENMP
     if (nthreads == 0) nthreads = omp_get_max_threads();
@@ -96,9 +102,9 @@ py::tuple ic_gnn_forward_py(py::handle lower_ptr_obj, py::handle cols_obj, py::h
 #endif
     const auto w = static_cast<std::size_t>(width), r = static_cast<std::size_t>(rounds);
     if (has_dtype<std::int32_t>(lower_ptr))
-        return forward_typed<std::int32_t>(lower_ptr, cols, a_off, l0_off, node_features, parameters, w, r, nthreads);
+        return forward_typed<std::int32_t>(lower_ptr, cols, a_off, l0_off, node_features, parameters, w, r, nthreads, nlanes);
     if (has_dtype<std::int64_t>(lower_ptr))
-        return forward_typed<std::int64_t>(lower_ptr, cols, a_off, l0_off, node_features, parameters, w, r, nthreads);
+        return forward_typed<std::int64_t>(lower_ptr, cols, a_off, l0_off, node_features, parameters, w, r, nthreads, nlanes);
     throw py::type_error("lower_ptr must have dtype int32 or int64, got " + dtype_str(lower_ptr));
 }
 
@@ -107,10 +113,12 @@ py::tuple ic_gnn_forward_py(py::handle lower_ptr_obj, py::handle cols_obj, py::h
 void bind_gnn(py::module_& m) {
     m.def("ic_gnn_forward", &ic_gnn_forward_py, py::arg("lower_ptr"), py::arg("cols"), py::arg("a_off"),
           py::arg("l0_off"), py::arg("node_features"), py::arg("parameters"), py::arg("width"), py::arg("rounds"),
-          py::arg("threads") = 1,
+          py::arg("threads") = 1, py::arg("lanes") = 0,
           "Forward pass of the learned-IC network (ICGNN) in float32 -> (l_off, l_diag).\n"
           "Graph: strictly-lower edges in CSR order (lower_ptr: n + 1, cols: E, int32 or int64 alike);\n"
           "a_off, l0_off: float32 (E,); node_features: float32 (n, 4); parameters: the flat float32\n"
-          "array of ICGNN.native_parameters(). threads: OpenMP threads (0: the OpenMP default); the\n"
-          "result does not depend on it.");
+          "array of ICGNN.native_parameters(). threads: OpenMP threads (0: the OpenMP default); lanes:\n"
+          "floats per vector instruction, 4 (SSE) or 8 (AVX2), 0 = the widest this CPU runs. The\n"
+          "result depends on neither.");
+    m.def("ic_gnn_max_lanes", &gnn_max_lanes, "Floats per vector the learned-IC forward pass uses here: 8 (AVX2) or 4.");
 }

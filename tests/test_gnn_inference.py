@@ -76,6 +76,21 @@ def test_int32_and_int64_indices_and_thread_counts_agree_bitwise():
             np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("width", [8, 16, 6])
+def test_sse_and_avx2_vectors_agree_bitwise(width):
+    """lanes=4 (SSE) and lanes=8 (AVX2, where the CPU has it) run the same per-lane operations:
+    identical results, for widths that fill whole 8-float vectors (8, 16) and scalar ones (6)."""
+    pc = random_model(width, 2, seed=7)
+    inputs, _, _ = factor_inputs(random_spd(257, seed=7, density=0.03))  # odd counts: partial blocks too
+    reference = forward(pc, inputs, lanes=4)
+    if _kernels.ic_gnn_max_lanes() < 8:
+        pytest.skip("this CPU has no AVX2")
+    for got, want in zip(forward(pc, inputs, lanes=8), reference):
+        np.testing.assert_array_equal(got, want)
+    for got, want in zip(forward(pc, inputs), reference):  # lanes=0: the widest available
+        np.testing.assert_array_equal(got, want)
+
+
 def test_learned_ic_uses_native_path_with_same_factor():
     pc = LearnedIC.from_pretrained("diffusion2d")
     A = make_matrix("diffusion2d", 400, seed=7)
@@ -141,3 +156,9 @@ def test_wrong_types_raise_type_error(key, value):
 def test_bad_thread_count():
     with pytest.raises(ValueError, match="threads"):
         _kernels.ic_gnn_forward(**valid_arguments(), threads=-1)
+
+
+@pytest.mark.parametrize("lanes", [-1, 2, 16])
+def test_bad_lane_count(lanes):
+    with pytest.raises(ValueError, match="lanes"):
+        _kernels.ic_gnn_forward(**valid_arguments(), lanes=lanes)
