@@ -91,8 +91,8 @@ class TrilPattern:
         return sp.csr_array((data.astype(dtype, copy=False), self.indices.copy(), self.indptr.copy()), shape=self.shape)
 
 
-def check_spd_input(csr: sp.csr_array) -> None:
-    """ValueError unless A is square, symmetric and has a positive diagonal (necessary for SPD)."""
+def check_spd_input(csr: sp.csr_array) -> np.ndarray:
+    """diag(A); ValueError unless A is square, symmetric and has a positive diagonal (necessary for SPD)."""
     n = csr.shape[0]
     if csr.shape[0] != csr.shape[1]:
         raise ValueError(f"learned IC needs a square matrix, got shape {csr.shape}")
@@ -107,6 +107,7 @@ def check_spd_input(csr: sp.csr_array) -> None:
         i = int(np.argmin(diag))
         raise ValueError("learned IC is for symmetric positive definite matrices; A has a zero or negative "
                          f"diagonal entry (A[{i},{i}] = {diag[i]:.3e}), so it is not SPD")
+    return diag
 
 
 def _ic0_values(scaled: sp.csr_array) -> tuple[sp.csr_array, float]:
@@ -125,15 +126,19 @@ def _row_indices(csr: sp.csr_array) -> np.ndarray:
 def jacobi_scaled(A) -> tuple[sp.csr_array, np.ndarray]:
     """(A~ = D^{-1/2} A D^{-1/2} with an exact unit diagonal, sqrt(diag A)) for SPD ``A``
     (sorted indices, exact zeros dropped)."""
-    csr = as_csr(A, dtype=np.float64)
-    check_spd_input(csr)
-    sqrt_diag = np.sqrt(csr.diagonal())
+    csr = as_csr(A, dtype=np.float64, copy=False)  # only read: a canonical input is not copied
+    sqrt_diag = np.sqrt(check_spd_input(csr))
     inv_sqrt = 1.0 / sqrt_diag
     rows = _row_indices(csr)
-    data = csr.data * inv_sqrt[rows] * inv_sqrt[csr.indices]
+    data = csr.data * inv_sqrt[rows]
+    data *= inv_sqrt[csr.indices]
     data[rows == csr.indices] = 1.0
-    scaled = sp.csr_array((data, csr.indices, csr.indptr), shape=csr.shape)  # as_csr made a sorted copy
-    scaled.eliminate_zeros()
+    if np.all(data != 0.0):  # A~ shares A's index arrays (nothing below writes to them)
+        scaled = sp.csr_array((data, csr.indices, csr.indptr), shape=csr.shape)
+        scaled.has_canonical_format = True
+    else:  # dropping the exact zeros rewrites the index arrays: A~ gets its own
+        scaled = sp.csr_array((data, csr.indices.copy(), csr.indptr.copy()), shape=csr.shape)
+        scaled.eliminate_zeros()
     return scaled, sqrt_diag
 
 
@@ -358,7 +363,7 @@ class LearnedIC(Preconditioner):
             if self.device.type != "cpu":
                 raise ValueError(f"the native forward pass runs on the CPU; this model is on {self.device}")
             return _kernels.ic_gnn_forward(inputs.lower_ptr, inputs.cols, inputs.a_off, inputs.l0_off,
-                                           inputs.node_features, self.model.native_parameters(), self.model.width,
+                                           inputs.node_features, self._native_parameters(), self.model.width,
                                            self.model.rounds, threads=self.threads)
         if backend != "torch":
             raise ValueError(f"backend must be 'native', 'torch' or None, got {backend!r}")
@@ -370,6 +375,14 @@ class LearnedIC(Preconditioner):
         finally:
             torch.set_num_threads(saved_threads)
         return l_off.cpu().numpy(), l_diag.cpu().numpy()
+
+    def _native_parameters(self) -> np.ndarray:
+        """``model.native_parameters()``, re-flattened only when a parameter changed (torch bumps a
+        tensor's version on every in-place write, e.g. an optimiser step or load_state_dict)."""
+        versions = tuple((p.data_ptr(), p._version) for p in self.model.parameters())
+        if getattr(self, "_native_cache", (None,))[0] != versions:
+            self._native_cache = (versions, self.model.native_parameters())
+        return self._native_cache[1]
 
     def _build(self, csr: sp.csr_array) -> None:
         start = time.perf_counter()

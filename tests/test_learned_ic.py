@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from krylearn.bench.spd_families import FAMILIES, TRAINING_FAMILIES, make_matrix
 from krylearn.preconditioners.ic_gnn import ICGNN
-from krylearn.preconditioners.learned_ic import LearnedIC, ModelFileError, cg_with_fallback, factor_graph
+from krylearn.preconditioners.learned_ic import (LearnedIC, ModelFileError, cg_with_fallback, factor_graph,
+                                                  jacobi_scaled)
 from krylearn.preconditioners.learned_ic_train import _loss, main as train_main, prepare_example, train
 
 
@@ -177,6 +178,39 @@ def test_nonfinite_network_output_falls_back_to_ic0():
     b = np.ones(A.shape[0])
     x, info = cg(A, b, M=pc, rtol=1e-10)
     assert info == 0 and np.linalg.norm(b - A @ x) <= 1e-8 * np.linalg.norm(b)
+
+
+def test_native_forward_sees_every_weight_change():
+    """The flat native parameter array is cached between setups and rebuilt when a weight changes."""
+    pc = perturbed_model()
+    A = make_matrix("diffusion2d", 100, seed=0)
+    before = pc.setup(A).L.data.copy()
+    np.testing.assert_array_equal(pc.setup(A).L.data, before)
+    with torch.no_grad():
+        pc.model.node_decoder[-1].bias.add_(0.25)  # every diagonal entry scales by exp(4 tanh(.)) of more
+    after = pc.setup(A).L.data
+    diagonal = np.flatnonzero(np.repeat(np.arange(100), np.diff(pc.L.indptr)) == pc.L.indices)
+    assert np.all(after[diagonal] > before[diagonal])
+
+
+def test_jacobi_scaling_leaves_the_input_alone_and_drops_explicit_zeros():
+    A = make_matrix("heat_fem", 200, seed=2)
+    with_zero = A.copy()
+    first_off_diagonal = int(np.flatnonzero(np.repeat(np.arange(A.shape[0]), np.diff(A.indptr)) != A.indices)[0])
+    for M in (A, with_zero):
+        if M is with_zero:
+            M.data[first_off_diagonal] = 0.0  # an explicit zero, also mirrored below
+            i = int(np.searchsorted(M.indptr, first_off_diagonal, side="right") - 1)
+            j = int(M.indices[first_off_diagonal])
+            row_j = slice(M.indptr[j], M.indptr[j + 1])
+            M.data[row_j][M.indices[row_j] == i] = 0.0
+        snapshot = (M.data.copy(), M.indices.copy(), M.indptr.copy())
+        scaled, sqrt_diag = jacobi_scaled(M)
+        for got, want in zip((M.data, M.indices, M.indptr), snapshot):
+            np.testing.assert_array_equal(got, want)
+        np.testing.assert_allclose(scaled.toarray(), (M / np.outer(sqrt_diag, sqrt_diag)).toarray(), rtol=1e-14)
+        assert np.all(scaled.data != 0) and np.allclose(scaled.diagonal(), 1.0)
+    assert scaled.nnz == A.nnz - 2
 
 
 def test_out_of_distribution_matrix_falls_back_to_ic0():
