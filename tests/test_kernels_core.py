@@ -90,8 +90,9 @@ def test_rectangular_matvec_and_diagonal(rng):
 
 @pytest.mark.parametrize("index_dtype,dtype", COMBOS)
 def test_asymmetry_matches_the_dense_transpose(index_dtype, dtype, rng):
+    one_sided = sp.csr_array(np.array([[1.0, 0, 0, 5.0], [0, 2.0, 0, 0], [0, 7.0, 3.0, 0], [0, 0, 0, 4.0]]))
     for A in (random_dominant(120, 0.05, rng), random_dominant(120, 0.05, rng, symmetric=True),
-              sp.csr_array(sp.random_array((50, 50), density=0.1, rng=rng)), sp.csr_array((5, 5))):
+              sp.csr_array(sp.random_array((50, 50), density=0.1, rng=rng)), sp.csr_array((5, 5)), one_sided):
         A.sum_duplicates()
         dense = A.toarray().astype(dtype).astype(np.float64)
         difference, largest = kmat(A, index_dtype, dtype).asymmetry()
@@ -162,6 +163,9 @@ _DETERMINISM_SCRIPT = textwrap.dedent(
     for v in (K.dot(x, y), K.nrm2(x), K.dot(x32, y32), K.nrm2(y32), it[1]):
         h.update(np.float64(v).tobytes())
     h.update(z.tobytes()); h.update(xs.tobytes())
+    S = sp.csr_array(A + A.T); S.sum_duplicates()
+    for B in (A, S):  # one thread: the merge walk; more: the parallel search (same maxima)
+        h.update(np.array(K.CsrMatrix(B.indptr, B.indices, B.data, n).asymmetry()).tobytes())
     print(h.hexdigest())
     """
 )
