@@ -55,7 +55,7 @@ class ChebCB(Learner):
         self.gram = np.zeros((self.n_arms, d, d))
         self.moment = np.zeros((self.n_arms, d))
         self._theta = np.zeros((self.n_arms, d))  # ridge solution per arm, refreshed on update
-        self._ridge_eye = self.ridge * np.eye(d)
+        self._eye = np.eye(d)
 
     def features(self, context: float | None) -> np.ndarray:
         return chebyshev_features(self.range.unit(context), self.degree)
@@ -63,9 +63,10 @@ class ChebCB(Learner):
     def _refit(self, arm: int) -> None:
         """theta_arm = (lambda I + G_arm)^{-1} m_arm by Cholesky (LAPACK dposv: one call, no Python-side
         checks; the learner runs once per solve, so its own overhead counts against the solves it saves)."""
-        _, theta, info = lapack.dposv(self.gram[arm] + self._ridge_eye, self.moment[arm])
+        precision = self.gram[arm] + self.ridge * self._eye  # ridge read here: load_state_dict may change it
+        _, theta, info = lapack.dposv(precision, self.moment[arm])
         if info != 0:  # not positive definite only through a corrupted state; lstsq still answers
-            theta = np.linalg.lstsq(self.gram[arm] + self._ridge_eye, self.moment[arm], rcond=None)[0]
+            theta = np.linalg.lstsq(precision, self.moment[arm], rcond=None)[0]
         self._theta[arm] = theta
 
     def predict(self, context: float | None) -> np.ndarray:

@@ -182,6 +182,18 @@ def test_seeded_reproducible_and_state_round_trip(make, tmp_path):
     assert play(a, 50, np.random.default_rng(2)) == play(restored, 50, np.random.default_rng(2))
 
 
+def test_restored_chebcb_fits_with_the_saved_ridge():
+    """The ridge comes with the state: a learner built with another ridge predicts exactly as the saved one."""
+    saved = ChebCB(4, (0.0, 1.0), ridge=1e-3, seed=0)
+    for t in range(30):
+        c = t / 29
+        saved.update(t % 4, 1.0 + (t % 4) * c, c)
+    restored = ChebCB(4, (0.0, 1.0), ridge=10.0, seed=0)
+    restored.load_state_dict(saved.state_dict())
+    assert restored.ridge == 1e-3
+    np.testing.assert_array_equal(restored.predict(0.3), saved.predict(0.3))
+
+
 def test_bad_input_is_rejected_clearly(tmp_path):
     with pytest.raises(ValueError, match="at least one arm"):
         TsallisINF(0)
