@@ -282,6 +282,7 @@ class LearnedIC(Preconditioner):
         self.fallback: str | None = None
         self.inference_seconds = 0.0
         self._impl: Preconditioner | None = None
+        self._native_cache: tuple | None = None  # (parameter versions, flat native parameters)
 
     @property
     def family(self) -> str:
@@ -380,7 +381,7 @@ class LearnedIC(Preconditioner):
         """``model.native_parameters()``, re-flattened only when a parameter changed (torch bumps a
         tensor's version on every in-place write, e.g. an optimiser step or load_state_dict)."""
         versions = tuple((p.data_ptr(), p._version) for p in self.model.parameters())
-        if getattr(self, "_native_cache", (None,))[0] != versions:
+        if self._native_cache is None or self._native_cache[0] != versions:
             self._native_cache = (versions, self.model.native_parameters())
         return self._native_cache[1]
 
