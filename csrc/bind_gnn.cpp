@@ -1,14 +1,17 @@
-// Python binding of the learned-IC network's native inference
-// (gnn_inference.hpp). Validates every array (dtypes, shapes, the graph's
-// pointers and indices, the parameter count) before any memory is read, and
-// releases the GIL around the kernel.
+// Python binding of the learned-IC network's native input, inference and
+// factor assembly (gnn_inputs.hpp, gnn_inference.hpp). Validates every array
+// (dtypes, shapes, the graph's pointers and indices, the parameter count)
+// before any memory is read, and releases the GIL around the kernels.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <string>
 
 #include "array_checks.hpp"
+#include "csr_matrix.hpp"
+#include "factorization.hpp"
 #include "gnn_inference.hpp"
+#include "gnn_inputs.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -108,6 +111,106 @@ py::tuple ic_gnn_forward_py(py::handle lower_ptr_obj, py::handle cols_obj, py::h
     throw py::type_error("lower_ptr must have dtype int32 or int64, got " + dtype_str(lower_ptr));
 }
 
+py::dict ic_gnn_inputs_py(const CsrMatrix& A, long long max_tries) {
+    A.require_square("A");
+    if (A.n_rows() == 0) throw py::value_error("learned IC needs a non-empty matrix");
+    if (max_tries < 1 || max_tries > 64) throw py::value_error("max_tries must be in [1, 64], got " + std::to_string(max_tries));
+    return A.visit([&](auto view) {
+        using I = typename decltype(view)::index_type;
+        const std::size_t n = view.n_rows;
+        py::array_t<double> sqrt_diag(static_cast<py::ssize_t>(n));
+        py::array_t<I> Lp(static_cast<py::ssize_t>(n + 1));
+        std::vector<double> inv_sqrt(n);
+        std::size_t bad;
+        {
+            py::gil_scoped_release nogil;
+            bad = gnn_scaled_lower_count(view, sqrt_diag.mutable_data(), inv_sqrt.data(), Lp.mutable_data());
+        }
+        if (bad < n) {
+            const std::ptrdiff_t d = csr_diagonal_position(view, bad);
+            const std::string entry = "A[" + std::to_string(bad) + "," + std::to_string(bad) + "]";
+            throw py::value_error("learned IC is for symmetric positive definite matrices; A has a zero or negative "
+                                  "diagonal entry (" + entry + (d < 0 ? " is not stored" : " = " +
+                                  std::to_string(double(view.data[d]))) + "), so it is not SPD");
+        }
+        const auto nnz = static_cast<std::size_t>(Lp.data()[n]), E = nnz - n;
+        py::array_t<I> Li(static_cast<py::ssize_t>(nnz)), lower_ptr(static_cast<py::ssize_t>(n + 1)),
+            cols(static_cast<py::ssize_t>(E));
+        py::array_t<double> At(static_cast<py::ssize_t>(nnz));
+        py::array_t<float> a_off(static_cast<py::ssize_t>(E)), l0_off(static_cast<py::ssize_t>(E)),
+            node_features({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(kGnnNodeFeatures)});
+        std::vector<double> Lx(nnz), rowsum(n), offdiag_abs(n), colsum(n), rho(n);
+        std::vector<I> marker(n, I(-1));
+        double shift;
+        std::size_t failed_row = 0;
+        {
+            py::gil_scoped_release nogil;
+            const I* lp = Lp.data();
+            I* li = Li.mutable_data();
+            double* at = At.mutable_data();
+            gnn_scaled_lower_fill(view, inv_sqrt.data(), lp, li, at, rowsum.data(), offdiag_abs.data());
+            const CsrView<I, double> tril{n, n, lp, li, at};
+            shift = factorize_with_shift(static_cast<std::size_t>(max_tries), [&](double s) {
+                failed_row = ic0_numeric(tril, lp, li, Lx.data(), s, marker.data());
+                return failed_row == n;
+            });
+            if (shift >= 0) {
+                gnn_fill_residual(n, lp, li, Lx.data(), rowsum.data(), colsum.data(), rho.data());
+                gnn_export_inputs(n, lp, li, at, Lx.data(), rho.data(), rowsum.data(), offdiag_abs.data(),
+                                  lower_ptr.mutable_data(), cols.mutable_data(), a_off.mutable_data(),
+                                  l0_off.mutable_data(), node_features.mutable_data());
+            }
+        }
+        if (shift < 0)
+            throw py::value_error("IC(0) of the Jacobi-scaled A broke down (row " + std::to_string(failed_row) +
+                                  ") for every diagonal shift tried; is A positive definite?");
+        py::dict out;
+        out["indptr"] = Lp;
+        out["indices"] = Li;
+        out["scaled_lower"] = At;
+        out["sqrt_diag"] = sqrt_diag;
+        out["lower_ptr"] = lower_ptr;
+        out["cols"] = cols;
+        out["a_off"] = a_off;
+        out["l0_off"] = l0_off;
+        out["node_features"] = node_features;
+        out["shift"] = shift;
+        return out;
+    });
+}
+
+template <class I>
+py::tuple assemble_typed(py::array& indptr, py::array& l_off, py::array& l_diag, py::array& sqrt_diag) {
+    require_1d_contiguous(indptr, "indptr");
+    if (indptr.shape(0) < 1) throw py::value_error("indptr must have length n + 1 >= 1");
+    const auto n = static_cast<std::size_t>(indptr.shape(0) - 1);
+    const I* lp = vector_data<I>(indptr, n + 1, "indptr", false);
+    if (lp[0] != 0) throw py::value_error("indptr[0] must be 0");
+    for (std::size_t i = 0; i < n; ++i)
+        if (lp[i + 1] <= lp[i])
+            throw py::value_error("every row of the factor needs its diagonal: indptr must increase, row " +
+                                  std::to_string(i) + " is empty");
+    const auto nnz = static_cast<std::size_t>(lp[n]);
+    const float* po = vector_data<float>(l_off, nnz - n, "l_off", false);
+    const float* pd = vector_data<float>(l_diag, n, "l_diag", false);
+    const double* ps = vector_data<double>(sqrt_diag, n, "sqrt_diag", false);
+    py::array_t<double> Lx(static_cast<py::ssize_t>(nnz));
+    std::size_t bad;
+    {
+        py::gil_scoped_release nogil;
+        bad = gnn_assemble_factor(n, lp, po, pd, ps, Lx.mutable_data());
+    }
+    return py::make_tuple(Lx, bad);
+}
+
+py::tuple ic_gnn_assemble_py(py::handle indptr_obj, py::handle off_obj, py::handle diag_obj, py::handle sqrt_obj) {
+    py::array indptr = as_ndarray(indptr_obj, "indptr"), l_off = as_ndarray(off_obj, "l_off");
+    py::array l_diag = as_ndarray(diag_obj, "l_diag"), sqrt_diag = as_ndarray(sqrt_obj, "sqrt_diag");
+    if (has_dtype<std::int32_t>(indptr)) return assemble_typed<std::int32_t>(indptr, l_off, l_diag, sqrt_diag);
+    if (has_dtype<std::int64_t>(indptr)) return assemble_typed<std::int64_t>(indptr, l_off, l_diag, sqrt_diag);
+    throw py::type_error("indptr must have dtype int32 or int64, got " + dtype_str(indptr));
+}
+
 }  // namespace
 
 void bind_gnn(py::module_& m) {
@@ -120,5 +223,16 @@ void bind_gnn(py::module_& m) {
           "array of ICGNN.native_parameters(). threads: OpenMP threads (0: the OpenMP default); lanes:\n"
           "floats per vector instruction, 4 (SSE) or 8 (AVX2), 0 = the widest this CPU runs. The\n"
           "result depends on neither.");
+    m.def("ic_gnn_inputs", &ic_gnn_inputs_py, py::arg("A"), py::arg("max_tries") = 12,
+          "The learned-IC network's input for a square A with a positive diagonal (symmetry is not checked):\n"
+          "with A~ = D^-1/2 A D^-1/2 (unit diagonal, entries scaling to 0 dropped) and L0 = IC(0) of A~\n"
+          "(diagonal shifts as ic0), a dict: indptr, indices (tril(A~)'s pattern, diagonal last per row),\n"
+          "scaled_lower (A~ on it, float64), sqrt_diag (float64), the float32 network input lower_ptr,\n"
+          "cols, a_off, l0_off, node_features (n x 4: l0_ii, rho, rowsum, offdiag_abs_sum), and shift.");
+    m.def("ic_gnn_assemble", &ic_gnn_assemble_py, py::arg("indptr"), py::arg("l_off"), py::arg("l_diag"),
+          py::arg("sqrt_diag"),
+          "L = D^1/2 L~ (float64 values on the pattern indptr, diagonal last per row) from the network's\n"
+          "float32 strictly-lower values l_off and diagonal l_diag -> (data, number of entries that are\n"
+          "not finite or are non-positive diagonal entries).");
     m.def("ic_gnn_max_lanes", &gnn_max_lanes, "Floats per vector the learned-IC forward pass uses here: 8 (AVX2) or 4.");
 }

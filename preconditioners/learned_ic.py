@@ -72,82 +72,40 @@ def out_of_range_fraction(node_features: np.ndarray, ranges: dict | None) -> flo
 
 # ---------------------------------------------------------------- input graph
 class TrilPattern:
-    """tril(A)'s CSR pattern and where the diagonal / strict-lower values go."""
+    """tril(A~)'s CSR pattern (sorted, diagonal last in each row), A~ on it and sqrt(diag A):
+    where the network's values of L~ go, and what L = D^{1/2} L~ is assembled from."""
 
-    def __init__(self, tril: sp.csr_array, sqrt_diag: np.ndarray) -> None:
-        self.indptr, self.indices, self.shape = tril.indptr, tril.indices, tril.shape
-        rows = _row_indices(tril)
-        is_diag = rows == tril.indices
-        self.diag_pos, self.off_pos = np.flatnonzero(is_diag), np.flatnonzero(~is_diag)
-        self.off_rows, self.off_cols = rows[self.off_pos], tril.indices[self.off_pos]
-        self.sqrt_diag = sqrt_diag
+    def __init__(self, indptr: np.ndarray, indices: np.ndarray, scaled_lower: np.ndarray, sqrt_diag: np.ndarray) -> None:
+        self.indptr, self.indices, self.scaled_lower, self.sqrt_diag = indptr, indices, scaled_lower, sqrt_diag
+        self.shape = (len(indptr) - 1,) * 2
+
+    def scaled_matrix(self) -> sp.csr_array:
+        """A~ = D^{-1/2} A D^{-1/2} (unit diagonal, entries that scale to 0 dropped)."""
+        lower = sp.csr_array((self.scaled_lower, self.indices, self.indptr), shape=self.shape)
+        return sp.csr_array(lower + lower.T - sp.eye_array(self.shape[0], format="csr"))
 
     def assemble(self, l_off: np.ndarray, l_diag: np.ndarray, dtype=np.float64) -> sp.csr_array:
-        """L = D^{1/2} L~ as CSR (diagonal last in each row), from L~'s values."""
-        data = np.empty(len(self.indices), dtype=np.float64)
-        data[self.off_pos] = l_off
-        data[self.diag_pos] = l_diag
-        data *= np.repeat(self.sqrt_diag, np.diff(self.indptr))
-        return sp.csr_array((data.astype(dtype, copy=False), self.indices.copy(), self.indptr.copy()), shape=self.shape)
+        """L = D^{1/2} L~ as CSR from L~'s float32 values (strictly-lower in CSR order, diagonal);
+        FloatingPointError when an entry is not finite or a diagonal entry is not positive."""
+        from krylearn import _kernels
+
+        data, bad = _kernels.ic_gnn_assemble(self.indptr, l_off, l_diag, self.sqrt_diag)
+        if bad:
+            raise FloatingPointError("the network produced a non-finite or non-positive factor")
+        L = sp.csr_array((data.astype(dtype, copy=False), self.indices.copy(), self.indptr.copy()), shape=self.shape)
+        L.has_canonical_format = True  # tril of a canonical A~: sorted, no duplicates
+        return L
 
 
-def check_spd_input(csr: sp.csr_array) -> np.ndarray:
-    """diag(A); ValueError unless A is square, symmetric and has a positive diagonal (necessary for SPD)."""
-    n = csr.shape[0]
-    if csr.shape[0] != csr.shape[1]:
-        raise ValueError(f"learned IC needs a square matrix, got shape {csr.shape}")
-    if n == 0:
+def check_symmetric_input(csr: sp.csr_array, kernel) -> None:
+    """ValueError unless the square ``csr`` (from ``as_csr``) is non-empty and symmetric (necessary for
+    SPD; the diagonal is checked by the native input kernel). ``kernel``: ``csr`` wrapped by ``as_kernel_matrix``."""
+    if csr.shape[0] == 0:
         raise ValueError("learned IC needs a non-empty matrix")
-    max_difference, max_abs = as_kernel_matrix(csr).asymmetry()
+    max_difference, max_abs = kernel.asymmetry()
     if max_difference > 100 * np.finfo(csr.dtype).eps * max_abs:
         raise ValueError("learned IC is for symmetric positive definite matrices; A is not symmetric "
                          f"(max |A - A^T| = {max_difference:.3e})")
-    diag = csr.diagonal()
-    if not np.all(diag > 0):
-        i = int(np.argmin(diag))
-        raise ValueError("learned IC is for symmetric positive definite matrices; A has a zero or negative "
-                         f"diagonal entry (A[{i},{i}] = {diag[i]:.3e}), so it is not SPD")
-    return diag
-
-
-def _ic0_values(scaled: sp.csr_array) -> tuple[sp.csr_array, float]:
-    """IC(0) of A~ by the native kernel, as a SciPy CSR on tril(A~)'s pattern, and the pivot shift used."""
-    from krylearn import _kernels
-
-    L, shift = _kernels.ic0(as_kernel_matrix(scaled))
-    return sp.csr_array((np.asarray(L.data), np.asarray(L.indices), np.asarray(L.indptr)), shape=scaled.shape), shift
-
-
-def _row_indices(csr: sp.csr_array) -> np.ndarray:
-    """Row index of every stored entry of a CSR matrix."""
-    return np.repeat(np.arange(csr.shape[0], dtype=csr.indices.dtype), np.diff(csr.indptr))
-
-
-def jacobi_scaled(A) -> tuple[sp.csr_array, np.ndarray]:
-    """(A~ = D^{-1/2} A D^{-1/2} with an exact unit diagonal, sqrt(diag A)) for SPD ``A``
-    (sorted indices, exact zeros dropped)."""
-    csr = as_csr(A, dtype=np.float64, copy=False)  # only read: a canonical input is not copied
-    sqrt_diag = np.sqrt(check_spd_input(csr))
-    inv_sqrt = 1.0 / sqrt_diag
-    rows = _row_indices(csr)
-    data = csr.data * inv_sqrt[rows]
-    data *= inv_sqrt[csr.indices]
-    data[rows == csr.indices] = 1.0
-    if np.all(data != 0.0):  # A~ shares A's index arrays (nothing below writes to them)
-        scaled = sp.csr_array((data, csr.indices, csr.indptr), shape=csr.shape)
-        scaled.has_canonical_format = True
-    else:  # dropping the exact zeros rewrites the index arrays: A~ gets its own
-        scaled = sp.csr_array((data, csr.indices.copy(), csr.indptr.copy()), shape=csr.shape)
-        scaled.eliminate_zeros()
-    return scaled, sqrt_diag
-
-
-def lower_triangle(csr: sp.csr_array) -> sp.csr_array:
-    """tril(A) (diagonal included) of a CSR matrix with sorted indices, keeping them sorted."""
-    keep = csr.indices <= _row_indices(csr)
-    kept_before = np.concatenate(([0], np.cumsum(keep)))
-    return sp.csr_array((csr.data[keep], csr.indices[keep], kept_before[csr.indptr].astype(csr.indptr.dtype)),
-                        shape=csr.shape)
 
 
 @dataclass
@@ -177,24 +135,17 @@ class FactorInputs:
 
 
 def factor_inputs(A) -> tuple[FactorInputs, TrilPattern, float]:
-    """The network's input for SPD ``A``: (inputs in float32, tril pattern, IC(0) shift of A~)."""
-    scaled, sqrt_diag = jacobi_scaled(A)
-    tril = lower_triangle(scaled)
-    L0, shift = _ic0_values(scaled)
-    if L0.nnz != tril.nnz or not np.array_equal(L0.indices, tril.indices):
-        raise RuntimeError("IC(0) factor does not have tril(A)'s pattern")  # kernel contract violated
-    pattern = TrilPattern(tril, sqrt_diag)
-    n = scaled.shape[0]
-    rowsum = scaled @ np.ones(n)
-    rho = L0 @ np.bincount(L0.indices, L0.data, minlength=n) - rowsum  # L0 (L0^T 1) - A~ 1
-    offdiag_abs = np.add.reduceat(np.abs(scaled.data), scaled.indptr[:-1]) - 1.0  # every row has a diagonal
-    node_features = np.empty((n, 4), dtype=np.float32)
-    for column, feature in enumerate((L0.data[pattern.diag_pos], rho, rowsum, offdiag_abs)):
-        node_features[:, column] = feature
-    inputs = FactorInputs(lower_ptr=tril.indptr - np.arange(n + 1, dtype=tril.indptr.dtype),  # diagonal last per row
-                          cols=pattern.off_cols, a_off=tril.data[pattern.off_pos].astype(np.float32),
-                          l0_off=L0.data[pattern.off_pos].astype(np.float32), node_features=node_features)
-    return inputs, pattern, shift
+    """The network's input for SPD ``A``: (inputs in float32, tril pattern, IC(0) shift of A~).
+    One native pass (``_kernels.ic_gnn_inputs``) after the symmetry check."""
+    from krylearn import _kernels
+
+    csr = as_csr(A, dtype=np.float64, copy=False)  # square (ValueError), only read: a canonical input is not copied
+    kernel = as_kernel_matrix(csr)
+    check_symmetric_input(csr, kernel)
+    out = _kernels.ic_gnn_inputs(kernel)
+    inputs = FactorInputs(lower_ptr=out["lower_ptr"], cols=out["cols"], a_off=out["a_off"], l0_off=out["l0_off"],
+                          node_features=out["node_features"])
+    return inputs, TrilPattern(out["indptr"], out["indices"], out["scaled_lower"], out["sqrt_diag"]), out["shift"]
 
 
 def factor_graph(A, device=None) -> tuple[FactorGraph, TrilPattern, float]:
@@ -346,11 +297,7 @@ class LearnedIC(Preconditioner):
                 raise OutOfDistributionError(
                     f"A is outside the training distribution of model {self.family!r} ({100 * fraction:.0f}% "
                     f"of the rows have features outside its training range)")
-        l_off, l_diag = self.network_output(inputs)
-        L = pattern.assemble(l_off, l_diag, dtype=dtype)
-        if not np.all(np.isfinite(L.data)) or not np.all(L.data[pattern.diag_pos] > 0):
-            raise FloatingPointError("the network produced a non-finite or non-positive factor")
-        return L
+        return pattern.assemble(*self.network_output(inputs), dtype=dtype)
 
     def network_output(self, inputs: FactorInputs, backend: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(l_off, l_diag) in float32: the network's factor of A~ on ``inputs``' pattern. ``backend``

@@ -40,7 +40,7 @@ import torch
 from scipy.sparse.linalg import splu
 
 from .ic_gnn import FactorGraph, ICGNN, data_loss, frobenius_loss
-from .learned_ic import MODELS_DIR, LearnedIC, factor_graph, jacobi_scaled
+from .learned_ic import MODELS_DIR, LearnedIC, factor_graph
 
 LOSSES = ("data", "frobenius", "combined")
 GENERAL_MIX = ("diffusion2d", "diffusion3d", "heat_fem")  # the default model "general" (M="learned")
@@ -57,12 +57,12 @@ class Example:
 
 def prepare_example(A, loss: str, rng: np.random.Generator, n_pairs: int = 8, device="cpu") -> Example:
     """Network input and loss data for one SPD matrix."""
-    graph, _, _ = factor_graph(A, device=device)
+    graph, pattern, _ = factor_graph(A, device=device)
     x_t = b_t = None
     base_data = base_frobenius = 1.0
     if loss in ("data", "combined"):
         b = rng.standard_normal((graph.n, n_pairs))
-        x = splu(sp.csc_array(jacobi_scaled(A)[0])).solve(b)
+        x = splu(sp.csc_array(pattern.scaled_matrix())).solve(b)
         x_t = torch.as_tensor(x, dtype=torch.float32, device=device)
         b_t = torch.as_tensor(b, dtype=torch.float32, device=device)
         base_data = float(data_loss(graph, graph.l0_off, graph.l0_diag, x_t, b_t))

@@ -162,3 +162,41 @@ def test_bad_thread_count():
 def test_bad_lane_count(lanes):
     with pytest.raises(ValueError, match="lanes"):
         _kernels.ic_gnn_forward(**valid_arguments(), lanes=lanes)
+
+
+def test_input_kernel_rejects_what_is_not_an_spd_candidate():
+    from krylearn._validation import as_kernel_matrix
+
+    def kernel(A):
+        return as_kernel_matrix(sp.csr_array(A))
+
+    with pytest.raises(ValueError, match="square"):
+        _kernels.ic_gnn_inputs(_kernels.CsrMatrix(np.array([0, 1, 2]), np.array([0, 1]), np.ones(2), 3))
+    with pytest.raises(ValueError, match=r"A\[1,1\] is not stored"):
+        _kernels.ic_gnn_inputs(kernel(np.array([[2.0, 1.0], [1.0, 0.0]])))
+    with pytest.raises(ValueError, match=r"zero or negative diagonal entry \(A\[0,0\] = -1"):
+        _kernels.ic_gnn_inputs(kernel(np.array([[-1.0, 0.0], [0.0, 1.0]])))
+    with pytest.raises(ValueError, match="broke down"):  # positive diagonal, indefinite beyond any shift tried
+        _kernels.ic_gnn_inputs(kernel(np.array([[1.0, 3.0], [3.0, 1.0]])), max_tries=2)
+    with pytest.raises(ValueError, match="max_tries"):
+        _kernels.ic_gnn_inputs(kernel(np.eye(2)), max_tries=0)
+
+
+def test_assembly_validates_its_arrays_and_flags_bad_factors():
+    _, pattern, _ = factor_inputs(random_spd(30, seed=9))
+    n, E = 30, int(pattern.indptr[-1]) - 30
+    l_off, l_diag = np.full(E, 0.1, np.float32), np.ones(n, np.float32)
+    data, bad = _kernels.ic_gnn_assemble(pattern.indptr, l_off, l_diag, pattern.sqrt_diag)
+    assert bad == 0 and np.all(data[pattern.indptr[1:] - 1] == pattern.sqrt_diag)
+    for args, message in [((pattern.indptr, l_off[:-1], l_diag, pattern.sqrt_diag), "l_off has length"),
+                          ((pattern.indptr, l_off, l_diag[:-1], pattern.sqrt_diag), "l_diag has length"),
+                          ((pattern.indptr, l_off, l_diag, pattern.sqrt_diag[:-1]), "sqrt_diag has length"),
+                          ((np.array([0, 1, 1], pattern.indptr.dtype), l_off[:0], l_diag[:2], pattern.sqrt_diag[:2]),
+                           "row 1 is empty"),
+                          ((pattern.indptr + 1, l_off, l_diag, pattern.sqrt_diag), r"indptr\[0\]")]:
+        with pytest.raises(ValueError, match=message):
+            _kernels.ic_gnn_assemble(*args)
+    with pytest.raises(TypeError):
+        _kernels.ic_gnn_assemble(pattern.indptr, l_off.astype(np.float64), l_diag, pattern.sqrt_diag)
+    l_diag[3], l_off[0] = -1.0, np.nan
+    assert _kernels.ic_gnn_assemble(pattern.indptr, l_off, l_diag, pattern.sqrt_diag)[1] == 2

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from krylearn.bench.spd_families import FAMILIES, TRAINING_FAMILIES, make_matrix
 from krylearn.preconditioners.ic_gnn import ICGNN
 from krylearn.preconditioners.learned_ic import (LearnedIC, ModelFileError, cg_with_fallback, factor_graph,
-                                                  jacobi_scaled)
+                                                  factor_inputs)
 from krylearn.preconditioners.learned_ic_train import _loss, main as train_main, prepare_example, train
 
 
@@ -193,24 +193,55 @@ def test_native_forward_sees_every_weight_change():
     assert np.all(after[diagonal] > before[diagonal])
 
 
-def test_jacobi_scaling_leaves_the_input_alone_and_drops_explicit_zeros():
-    A = make_matrix("heat_fem", 200, seed=2)
+def reference_inputs(A: sp.csr_array):
+    """The network's input by SciPy: A~ = D^-1/2 A D^-1/2, L0 = IC(0) of A~, the four node features."""
+    from krylearn import _kernels
+    from krylearn._validation import as_kernel_matrix
+
+    inv_sqrt = sp.diags_array(1.0 / np.sqrt(A.diagonal()))
+    S = sp.csr_array(inv_sqrt @ A @ inv_sqrt)
+    S.setdiag(1.0)
+    S.eliminate_zeros()
+    S.sort_indices()
+    L, _ = _kernels.ic0(as_kernel_matrix(S))
+    L0 = sp.csr_array((np.asarray(L.data), np.asarray(L.indices), np.asarray(L.indptr)), shape=S.shape)
+    ones = np.ones(S.shape[0])
+    rowsum = S @ ones
+    features = np.stack([L0.diagonal(), L0 @ (L0.T @ ones) - rowsum, rowsum, abs(S) @ ones - 1.0], axis=1)
+    return S, L0, features
+
+
+@pytest.mark.parametrize("family,n", [("heat_fem", 200), ("diffusion3d", 343), ("synthetic", 150)])
+def test_native_inputs_match_scipy_and_leave_the_input_alone(family, n):
+    """The fused native input pass equals the SciPy formulation (A~, its IC(0) factor, the node
+    features), drops entries that scale to 0, and never writes to A."""
+    A = make_matrix(family, n, seed=2)
     with_zero = A.copy()
     first_off_diagonal = int(np.flatnonzero(np.repeat(np.arange(A.shape[0]), np.diff(A.indptr)) != A.indices)[0])
+    with_zero.data[first_off_diagonal] = 0.0  # an explicit zero, also mirrored below
+    i = int(np.searchsorted(A.indptr, first_off_diagonal, side="right") - 1)
+    j = int(A.indices[first_off_diagonal])
+    row_j = slice(A.indptr[j], A.indptr[j + 1])
+    with_zero.data[row_j][A.indices[row_j] == i] = 0.0
     for M in (A, with_zero):
-        if M is with_zero:
-            M.data[first_off_diagonal] = 0.0  # an explicit zero, also mirrored below
-            i = int(np.searchsorted(M.indptr, first_off_diagonal, side="right") - 1)
-            j = int(M.indices[first_off_diagonal])
-            row_j = slice(M.indptr[j], M.indptr[j + 1])
-            M.data[row_j][M.indices[row_j] == i] = 0.0
         snapshot = (M.data.copy(), M.indices.copy(), M.indptr.copy())
-        scaled, sqrt_diag = jacobi_scaled(M)
+        inputs, pattern, _ = factor_inputs(M)
         for got, want in zip((M.data, M.indices, M.indptr), snapshot):
             np.testing.assert_array_equal(got, want)
-        np.testing.assert_allclose(scaled.toarray(), (M / np.outer(sqrt_diag, sqrt_diag)).toarray(), rtol=1e-14)
-        assert np.all(scaled.data != 0) and np.allclose(scaled.diagonal(), 1.0)
-    assert scaled.nnz == A.nnz - 2
+        S, L0, features = reference_inputs(M)
+        scaled = pattern.scaled_matrix()
+        np.testing.assert_allclose(scaled.toarray(), S.toarray(), rtol=1e-15, atol=0)
+        assert scaled.nnz == S.nnz and np.all(pattern.scaled_lower != 0)
+        tril = sp.tril(S, format="csr")
+        np.testing.assert_array_equal(pattern.indptr, tril.indptr)
+        np.testing.assert_array_equal(pattern.indices, tril.indices)
+        off = tril.indices != np.repeat(np.arange(S.shape[0]), np.diff(tril.indptr))
+        np.testing.assert_array_equal(inputs.cols, tril.indices[off])
+        np.testing.assert_array_equal(inputs.lower_ptr, tril.indptr - np.arange(S.shape[0] + 1))
+        np.testing.assert_array_equal(inputs.a_off, tril.data[off].astype(np.float32))
+        np.testing.assert_array_equal(inputs.l0_off, L0.data[off].astype(np.float32))
+        np.testing.assert_allclose(inputs.node_features, features, rtol=1e-6, atol=1e-6)
+    assert pattern.indptr[-1] == sp.tril(A).nnz - 1
 
 
 def test_out_of_distribution_matrix_falls_back_to_ic0():
