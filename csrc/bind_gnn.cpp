@@ -139,7 +139,8 @@ py::dict ic_gnn_inputs_py(const CsrMatrix& A, long long max_tries) {
         py::array_t<double> At(static_cast<py::ssize_t>(nnz));
         py::array_t<float> a_off(static_cast<py::ssize_t>(E)), l0_off(static_cast<py::ssize_t>(E)),
             node_features({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(kGnnNodeFeatures)});
-        std::vector<double> Lx(nnz), rowsum(n), offdiag_abs(n), colsum(n), rho(n);
+        py::array_t<double> L0(static_cast<py::ssize_t>(nnz));
+        std::vector<double> rowsum(n), offdiag_abs(n), colsum(n), rho(n);
         std::vector<I> marker(n, I(-1));
         double shift;
         std::size_t failed_row = 0;
@@ -148,15 +149,16 @@ py::dict ic_gnn_inputs_py(const CsrMatrix& A, long long max_tries) {
             const I* lp = Lp.data();
             I* li = Li.mutable_data();
             double* at = At.mutable_data();
+            double* lx = L0.mutable_data();
             gnn_scaled_lower_fill(view, inv_sqrt.data(), lp, li, at, rowsum.data(), offdiag_abs.data());
             const CsrView<I, double> tril{n, n, lp, li, at};
             shift = factorize_with_shift(static_cast<std::size_t>(max_tries), [&](double s) {
-                failed_row = ic0_numeric(tril, lp, li, Lx.data(), s, marker.data());
+                failed_row = ic0_numeric(tril, lp, li, lx, s, marker.data());
                 return failed_row == n;
             });
             if (shift >= 0) {
-                gnn_fill_residual(n, lp, li, Lx.data(), rowsum.data(), colsum.data(), rho.data());
-                gnn_export_inputs(n, lp, li, at, Lx.data(), rho.data(), rowsum.data(), offdiag_abs.data(),
+                gnn_fill_residual(n, lp, li, lx, rowsum.data(), colsum.data(), rho.data());
+                gnn_export_inputs(n, lp, li, at, lx, rho.data(), rowsum.data(), offdiag_abs.data(),
                                   lower_ptr.mutable_data(), cols.mutable_data(), a_off.mutable_data(),
                                   l0_off.mutable_data(), node_features.mutable_data());
             }
@@ -168,6 +170,7 @@ py::dict ic_gnn_inputs_py(const CsrMatrix& A, long long max_tries) {
         out["indptr"] = Lp;
         out["indices"] = Li;
         out["scaled_lower"] = At;
+        out["l0"] = L0;
         out["sqrt_diag"] = sqrt_diag;
         out["lower_ptr"] = lower_ptr;
         out["cols"] = cols;
@@ -227,7 +230,7 @@ void bind_gnn(py::module_& m) {
           "The learned-IC network's input for a square A with a positive diagonal (symmetry is not checked):\n"
           "with A~ = D^-1/2 A D^-1/2 (unit diagonal, entries scaling to 0 dropped) and L0 = IC(0) of A~\n"
           "(diagonal shifts as ic0), a dict: indptr, indices (tril(A~)'s pattern, diagonal last per row),\n"
-          "scaled_lower (A~ on it, float64), sqrt_diag (float64), the float32 network input lower_ptr,\n"
+          "scaled_lower (A~ on it) and l0 (L0 on it, float64), sqrt_diag (float64), the float32 network input lower_ptr,\n"
           "cols, a_off, l0_off, node_features (n x 4: l0_ii, rho, rowsum, offdiag_abs_sum), and shift.");
     m.def("ic_gnn_assemble", &ic_gnn_assemble_py, py::arg("indptr"), py::arg("l_off"), py::arg("l_diag"),
           py::arg("sqrt_diag"),

@@ -9,7 +9,8 @@ matrix (float32); L is assembled in the matrix's float type.
 
 Safety: a non-finite or non-positive predicted factor, or a matrix whose
 features are mostly outside the model's training range, falls back to IC(0)
-(then SSOR) with a warning; :func:`cg_with_fallback` re-runs a learned PCG
+with a warning (IC(0) of A is part of the network's input, so the fallback
+costs nothing more); :func:`cg_with_fallback` re-runs a learned PCG
 that does not converge with IC(0)/SSOR from its last iterate and returns the
 better answer. Weights are stored as a plain state_dict plus a JSON header
 (format, version, family, feature layout, architecture, SHA-256 checksum)
@@ -72,12 +73,19 @@ def out_of_range_fraction(node_features: np.ndarray, ranges: dict | None) -> flo
 
 # ---------------------------------------------------------------- input graph
 class TrilPattern:
-    """tril(A~)'s CSR pattern (sorted, diagonal last in each row), A~ on it and sqrt(diag A):
-    where the network's values of L~ go, and what L = D^{1/2} L~ is assembled from."""
+    """tril(A~)'s CSR pattern (sorted, diagonal last in each row), A~ and its IC(0) factor L0~ on
+    it, and sqrt(diag A): where the network's values of L~ go, and what L = D^{1/2} L~ is assembled from."""
 
-    def __init__(self, indptr: np.ndarray, indices: np.ndarray, scaled_lower: np.ndarray, sqrt_diag: np.ndarray) -> None:
-        self.indptr, self.indices, self.scaled_lower, self.sqrt_diag = indptr, indices, scaled_lower, sqrt_diag
+    def __init__(self, indptr: np.ndarray, indices: np.ndarray, scaled_lower: np.ndarray, l0: np.ndarray,
+                 sqrt_diag: np.ndarray) -> None:
+        self.indptr, self.indices, self.scaled_lower, self.l0 = indptr, indices, scaled_lower, l0
+        self.sqrt_diag = sqrt_diag
         self.shape = (len(indptr) - 1,) * 2
+
+    def ic0_factor(self, dtype=np.float64) -> sp.csr_array:
+        """IC(0) of A itself, D^{1/2} L0~ (IC(0) commutes with the diagonal scaling, pivot shifts included)."""
+        data = self.l0 * np.repeat(self.sqrt_diag, np.diff(self.indptr))
+        return self._csr(data.astype(dtype, copy=False))
 
     def scaled_matrix(self) -> sp.csr_array:
         """A~ = D^{-1/2} A D^{-1/2} (unit diagonal, entries that scale to 0 dropped)."""
@@ -92,7 +100,10 @@ class TrilPattern:
         data, bad = _kernels.ic_gnn_assemble(self.indptr, l_off, l_diag, self.sqrt_diag)
         if bad:
             raise FloatingPointError("the network produced a non-finite or non-positive factor")
-        L = sp.csr_array((data.astype(dtype, copy=False), self.indices.copy(), self.indptr.copy()), shape=self.shape)
+        return self._csr(data.astype(dtype, copy=False))
+
+    def _csr(self, data: np.ndarray) -> sp.csr_array:
+        L = sp.csr_array((data, self.indices.copy(), self.indptr.copy()), shape=self.shape)
         L.has_canonical_format = True  # tril of a canonical A~: sorted, no duplicates
         return L
 
@@ -145,7 +156,8 @@ def factor_inputs(A) -> tuple[FactorInputs, TrilPattern, float]:
     out = _kernels.ic_gnn_inputs(kernel)
     inputs = FactorInputs(lower_ptr=out["lower_ptr"], cols=out["cols"], a_off=out["a_off"], l0_off=out["l0_off"],
                           node_features=out["node_features"])
-    return inputs, TrilPattern(out["indptr"], out["indices"], out["scaled_lower"], out["sqrt_diag"]), out["shift"]
+    pattern = TrilPattern(out["indptr"], out["indices"], out["scaled_lower"], out["l0"], out["sqrt_diag"])
+    return inputs, pattern, out["shift"]
 
 
 def factor_graph(A, device=None) -> tuple[FactorGraph, TrilPattern, float]:
@@ -202,7 +214,7 @@ class LearnedIC(Preconditioner):
 
     ``setup(A)`` validates A (symmetric, positive diagonal), runs the network
     once and builds the native triangular-solve preconditioner. After setup:
-    ``L`` (SciPy CSR), ``fallback`` (None, "ic0" or "ssor"),
+    ``L`` (SciPy CSR, the factor used), ``fallback`` (None or "ic0"),
     ``inference_seconds`` (features + network + assembly). When more than
     ``ood_threshold`` of the rows have input features outside the model's
     training range (``metadata["feature_ranges"]``), the network is not
@@ -215,7 +227,7 @@ class LearnedIC(Preconditioner):
     """
 
     name = "learned"
-    keeps_matrix = False  # the factor, or the fallback's own state, is all that is kept
+    keeps_matrix = False  # the factor is all that is kept
 
     def __init__(self, model: ICGNN, metadata: dict | None = None, device="cpu", threads: int = 1,
                  ood_threshold: float = 0.25) -> None:
@@ -291,6 +303,9 @@ class LearnedIC(Preconditioner):
         """L (CSR, lower, positive diagonal last in each row) with M = L L^T ~ A.
         With ``check_distribution``, OutOfDistributionError when A is outside the training range."""
         inputs, pattern, _ = factor_inputs(A)
+        return self._factor(inputs, pattern, dtype, check_distribution)
+
+    def _factor(self, inputs: FactorInputs, pattern: TrilPattern, dtype, check_distribution: bool) -> sp.csr_array:
         if check_distribution:
             fraction = out_of_range_fraction(inputs.node_features, self.metadata.get("feature_ranges"))
             if fraction > self.ood_threshold:
@@ -334,14 +349,14 @@ class LearnedIC(Preconditioner):
 
     def _build(self, csr: sp.csr_array) -> None:
         start = time.perf_counter()
-        self.fallback, self.L = None, None
+        self.fallback = None
+        inputs, pattern, _ = factor_inputs(csr)  # ValueError: not SPD
         try:
-            self.L = self.predict_factor(csr, dtype=csr.data.dtype, check_distribution=True)  # ValueError: not SPD
-        except (FloatingPointError, OutOfDistributionError) as exc:
-            self._impl = fallback_preconditioner(csr, reason=str(exc))
-            self.fallback = self._impl.name
-        else:
-            self._impl = CholeskyFactor(self.L).setup(csr)
+            self.L = self._factor(inputs, pattern, csr.data.dtype, check_distribution=True)
+        except (FloatingPointError, OutOfDistributionError) as exc:  # IC(0) of A, already computed for the input
+            warnings.warn(f"learned IC: {exc}; falling back to ic0", RuntimeWarning, stacklevel=3)
+            self.L, self.fallback = pattern.ic0_factor(csr.data.dtype), "ic0"
+        self._impl = CholeskyFactor(self.L).setup(csr)
         self.native = self._impl.native
         self.inference_seconds = time.perf_counter() - start
 

@@ -254,6 +254,11 @@ def test_out_of_distribution_matrix_falls_back_to_ic0():
     with pytest.warns(RuntimeWarning, match="outside the training distribution"):
         pc.setup(A)
     assert pc.fallback == "ic0"
+    from krylearn.preconditioners import IC0
+
+    ic0 = IC0().setup(A).L  # the fallback factor is IC(0) of A, taken from the network's input pass
+    np.testing.assert_array_equal(pc.L.indices, np.asarray(ic0.indices))
+    np.testing.assert_allclose(pc.L.data, np.asarray(ic0.data), rtol=1e-12)
     b = np.ones(A.shape[0])
     x, info = cg(A, b, M=pc, rtol=1e-8, maxiter=6000)
     assert info == 0 and np.linalg.norm(b - A @ x) <= 1e-7 * np.linalg.norm(b)
