@@ -36,7 +36,7 @@ from krylearn.bench.report import print_table, progress, results_dir, write_rows
 from krylearn.bench.sequences import darcy_sequence, helmholtz_sequence, thermal_sequence
 from krylearn.preconditioners import make_preconditioner
 from krylearn.solvers.krylov import run_gmres
-from krylearn.solvers.recycling import RecyclingSolver
+from krylearn.solvers.recycling import UPDATE_EVERY, RecyclingSolver
 from krylearn.solvers.sorting import solve_many, sort_systems
 
 PRECONDITIONERS = {"none": None, "jacobi": "jacobi", "sor": "ssor", "ilu": "ilu0"}
@@ -95,7 +95,7 @@ def _run_gcrotmk(systems, order, spec, rtol, m, k, maxiter, rows, family, pc):
 
 
 def run_family(fam: Family, count: int, baseline_count: int, pcs: list[str], k: int, m: int, features: str,
-               rows: list) -> None:
+               rows: list, update_every: int) -> None:
     systems = fam.make(count)
     n = systems[0].A.shape[0]
     maxiter = 20 * n
@@ -114,7 +114,7 @@ def run_family(fam: Family, count: int, baseline_count: int, pcs: list[str], k: 
             res = RecyclingSolver(k=0, m=m, M=spec, rtol=fam.rtol, maxiter=maxiter).solve(s.A, s.b)
             _record(rows, fam.name, pc, "gmres-py", idx, s, res.x, res.iterations, res.seconds, res.converged)
         for method, sort in (("skr", True), ("skr-unsorted", False)):
-            solver = RecyclingSolver(k=k, m=m, M=spec, rtol=fam.rtol, maxiter=maxiter)
+            solver = RecyclingSolver(k=k, m=m, M=spec, rtol=fam.rtol, maxiter=maxiter, update_every=update_every)
             results = solve_many(systems, sort=sort, solver=solver,
                                  features=features)
             for idx, (s, res) in enumerate(zip(systems, results)):
@@ -169,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="systems per family for the per-system baselines (default 20; quick 3)")
     parser.add_argument("--k", type=int, default=20)
     parser.add_argument("--m", type=int, default=40)
+    parser.add_argument("--update-every", type=int, default=UPDATE_EVERY,
+                        help="GCRO-DR: update the recycle space on every n-th cycle (RecyclingSolver(update_every=))")
     parser.add_argument("--features", default="frobenius", choices=("frobenius", "fft"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--blas-threads", type=int, default=1, help="OpenBLAS threads (default 1)")
@@ -184,10 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     with blas_threads(args.blas_threads):
         for name in names:
-            run_family(fams[name], count, baseline_count, pcs, args.k, args.m, args.features, rows)
+            run_family(fams[name], count, baseline_count, pcs, args.k, args.m, args.features, rows, args.update_every)
     table = summarise(rows, args.k, args.m, baseline_count)
     out = results_dir("recycle")
-    meta = {"count": count, "baseline_count": baseline_count, "k": args.k, "m": args.m, "quick": args.quick,
+    meta = {"count": count, "baseline_count": baseline_count, "k": args.k, "m": args.m,
+            "update_every": args.update_every, "quick": args.quick,
             "features": args.features, "seed": args.seed, "blas_threads": args.blas_threads}
     write_rows(rows, out, "systems", meta)
     write_rows(table, out, "table", meta)

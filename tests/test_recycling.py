@@ -43,10 +43,10 @@ def scipy_cg_iterations(A, b, rtol, M=None) -> int:
     return count[0]
 
 
-@pytest.mark.parametrize("pc", ["none", "jacobi", "ilu0"])
-def test_gcrodr_reaches_true_residual_on_every_system(pc):
+@pytest.mark.parametrize("pc,update_every", [("none", 1), ("jacobi", 1), ("ilu0", 1), ("jacobi", 3)])
+def test_gcrodr_reaches_true_residual_on_every_system(pc, update_every):
     systems = darcy_sequence(4, n=400, seed=3)
-    solver = RecyclingSolver(k=8, m=20, M=pc, rtol=1e-8)
+    solver = RecyclingSolver(k=8, m=20, M=pc, rtol=1e-8, update_every=update_every)
     for s in systems:
         res = solver.solve(s.A, s.b)
         assert res.converged and res.info == 0
@@ -148,7 +148,22 @@ def test_k_not_less_than_m_is_rejected(k, m):
         RecyclingSolver(k=k, m=m)
 
 
-@pytest.mark.parametrize("kwargs", [{"k": -1}, {"m": 0}, {"keep": "middle"}, {"method": "bicg"}, {"rtol": -1.0}])
+def test_update_every_skips_space_updates_between_cycles():
+    """With update_every = c the space changes only on every c-th cycle: a 2-cycle solve on the
+    same matrix (no change of A to adapt C to) leaves the space as it was when c = 3."""
+    s0, s1 = darcy_sequence(2, n=400, seed=3)
+    solvers = [RecyclingSolver(k=8, m=12, M="jacobi", rtol=1e-8, update_every=c) for c in (1, 3)]
+    for solver in solvers:
+        solver.solve(s0.A, s0.b)
+    spaces = [solver.recycle_space for solver in solvers]
+    results = [solver.solve(s0.A, s1.b, maxiter=8) for solver in solvers]  # two cycles of 4 Arnoldi steps
+    assert all(r.details["cycles"] == 2 for r in results)
+    assert not np.allclose(solvers[0].recycle_space, spaces[0])
+    np.testing.assert_array_equal(solvers[1].recycle_space, spaces[1])
+
+
+@pytest.mark.parametrize("kwargs", [{"k": -1}, {"m": 0}, {"keep": "middle"}, {"method": "bicg"}, {"rtol": -1.0},
+                                    {"update_every": 0}, {"update_every": 1.5}])
 def test_bad_parameters(kwargs):
     with pytest.raises(ValueError):
         RecyclingSolver(**kwargs)
