@@ -155,7 +155,10 @@ class NetworkPreconditioner(Preconditioner):
 
     def __init__(self, model: ResidualUNet, grid, device="cpu") -> None:
         super().__init__()
-        self.model = model.to(device).eval()
+        # 2D convolutions run ~1.5x faster channels-last on the CPU (oneDNN, one thread, 128^2-256^2);
+        # 3D ones run slower that way, so they keep the default layout
+        self._layout = torch.channels_last if model.dim == 2 else torch.contiguous_format
+        self.model = model.to(device, memory_format=self._layout).eval()
         self.grid, self.device = grid, torch.device(device)
 
     def _build(self, csr: sp.csr_array) -> None:
@@ -167,7 +170,7 @@ class NetworkPreconditioner(Preconditioner):
         self._A = csr
         self.dtype = np.dtype(np.float64)
         self._mask_t = torch.from_numpy(self.mask).to(self.device)
-        self._mask_in = self._mask_t.to(torch.float32)[None, None]
+        self._mask_in = self._mask_t.to(torch.float32)[None, None].contiguous(memory_format=self._layout)
 
     def _apply(self, r: np.ndarray, out: np.ndarray) -> None:
         rms = float(np.sqrt(np.mean(r * r)))
@@ -177,7 +180,7 @@ class NetworkPreconditioner(Preconditioner):
         grid = torch.zeros(self.mask.shape, dtype=torch.float32, device=self.device)
         grid[self._mask_t] = torch.from_numpy(r / rms).to(self.device, torch.float32)
         with torch.inference_mode():
-            q = self.model(grid[None, None], self._mask_in)[0, 0]
+            q = self.model(grid[None, None].contiguous(memory_format=self._layout), self._mask_in)[0, 0]
         out[:] = q[self._mask_t].to("cpu", torch.float64).numpy()
         qAq = float(out @ (self._A @ out))
         if qAq > 0.0 and np.isfinite(qAq):
