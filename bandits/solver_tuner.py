@@ -7,8 +7,13 @@ cannot apply are masked (CG, IC(0) and SSOR-PCG need a symmetric matrix). If
 the chosen configuration fails (iteration limit, breakdown, a factorisation
 that cannot be built) the tuner tries the next one it predicts best, up to
 ``max_attempts``, and charges the failed arm its own time plus
-``failure_penalty`` times the time of the solve that succeeded. Used through
-``krylearn.solve(A, b, method="auto", tuner=t)`` or ``t.solve(A, b)``.
+``failure_penalty`` times the time of the solve that succeeded. An exploratory
+attempt (not the arm predicted best among those already tried on this kind of
+matrix) gets a time budget of ``budget_factor`` times that arm's predicted
+time; a Krylov solve still running when the budget is spent is stopped and
+counts as a failure, so exploring a configuration that is 10x slower, or never
+converges, on an expensive matrix costs the budget, not its full run. Used
+through ``krylearn.solve(A, b, method="auto", tuner=t)`` or ``t.solve(A, b)``.
 """
 from __future__ import annotations
 
@@ -24,6 +29,11 @@ from .clustered import ClusteredIGW
 from .features import FEATURE_NAMES, matrix_features
 
 SOLVER_METHODS = ("cg", "gmres", "bicgstab", "sor", "ssor")
+KRYLOV_METHODS = ("cg", "gmres", "bicgstab")  # the ones that take a callback, so a time budget can stop them
+
+
+class _BudgetSpent(Exception):
+    """Raised from a solver callback when an exploratory attempt has used up its time budget."""
 
 
 @dataclass(frozen=True)
@@ -103,11 +113,14 @@ class SolverTuner:
     max_attempts: configurations tried per system before giving up.
     maxiter: iteration cap of every attempt when ``solve`` gets none (bounds
     what exploring a poor configuration can cost).
+    budget_factor: time budget of an exploratory attempt, in units of the
+    predicted time of the best configuration tried so far on similar matrices
+    (None: no budget).
     """
 
     def __init__(self, configurations=DEFAULT_CONFIGURATIONS, *, radius: float = 0.3, exploration: float = 100.0,
                  bandwidth: float = 1.0, failure_penalty: float = 10.0, max_attempts: int = 3, maxiter: int = 2000,
-                 seed: int | None = None) -> None:
+                 budget_factor: float | None = 2.0, seed: int | None = None) -> None:
         self.configurations = tuple(configurations)
         if not self.configurations:
             raise ValueError("SolverTuner needs at least one configuration")
@@ -119,7 +132,10 @@ class SolverTuner:
             raise ValueError("failure_penalty must be >= 0 and max_attempts >= 1")
         if isinstance(maxiter, bool) or not isinstance(maxiter, (int, np.integer)) or maxiter < 1:
             raise ValueError(f"maxiter must be a positive integer, got {maxiter!r}")
+        if budget_factor is not None and not (math.isfinite(budget_factor) and budget_factor >= 1):
+            raise ValueError(f"budget_factor must be None or a number >= 1, got {budget_factor!r}")
         self.failure_penalty, self.max_attempts, self.maxiter = float(failure_penalty), int(max_attempts), int(maxiter)
+        self.budget_factor = None if budget_factor is None else float(budget_factor)
         self.learner = ClusteredIGW(len(self.configurations), len(FEATURE_NAMES), radius=radius,
                                     exploration=exploration, bandwidth=bandwidth, seed=seed)
         self.history: list[dict[str, Any]] = []
@@ -153,12 +169,26 @@ class SolverTuner:
         mask = self.available(bool(features[FEATURE_NAMES.index("symmetric")]), method, M)
         results: dict[int, Any] = {}
 
-        def attempt(arm: int) -> tuple[float, bool, int]:
+        def attempt(arm: int, budget: float) -> tuple[float, bool, int]:
             start = time.perf_counter()
+            config = self.configurations[arm]
+            watched = callback
+            if math.isfinite(budget) and config.method in KRYLOV_METHODS:
+                iterations = [0]
+
+                def watched(*args):
+                    iterations[0] += 1
+                    if callback is not None:
+                        callback(*args)
+                    if time.perf_counter() - start > budget:
+                        raise _BudgetSpent
+
             try:
-                result = run_configuration(system, self.configurations[arm], rtol=rtol, atol=atol,
+                result = run_configuration(system, config, rtol=rtol, atol=atol,
                                            maxiter=self.maxiter if maxiter is None else maxiter, x0=x0,
-                                           callback=callback)
+                                           callback=watched)
+            except _BudgetSpent:
+                return time.perf_counter() - start, False, iterations[0]
             except (ValueError, ArithmeticError, np.linalg.LinAlgError):  # e.g. IC(0) cannot be built
                 return time.perf_counter() - start, False, 0
             results[arm] = result
@@ -172,15 +202,17 @@ class SolverTuner:
         return result
 
     def play(self, features: np.ndarray, mask: np.ndarray, attempt) -> list[dict[str, Any]]:
-        """One round: pick an arm for ``features`` among ``mask``, run ``attempt(arm) -> (seconds,
-        converged, iterations)``, fall back on failure, feed every attempt's loss to the learner and
-        record the round in ``history``. Separated from ``solve`` so that a benchmark can replay
-        measured costs."""
+        """One round: pick an arm for ``features`` among ``mask``, run ``attempt(arm, budget) ->
+        (seconds, converged, iterations)`` (an attempt that runs past ``budget`` seconds is stopped
+        there and reported as not converged), fall back on failure, feed every attempt's loss to the
+        learner and record the round in ``history``. Separated from ``solve`` so that a benchmark can
+        replay measured costs."""
         attempts: list[dict[str, Any]] = []
         mask = np.asarray(mask, dtype=bool).copy()
         for _ in range(min(self.max_attempts, int(mask.sum()))):
             arm = self.learner.select(features, mask) if not attempts else self.learner.greedy(features, mask)
-            seconds, converged, iterations = attempt(arm)
+            budget = self.exploration_budget(features, mask, arm) if not attempts else math.inf
+            seconds, converged, iterations = attempt(arm, budget)
             attempts.append({"arm": arm, "configuration": self.configurations[arm].label, "seconds": float(seconds),
                              "converged": bool(converged), "iterations": int(iterations)})
             if converged:
@@ -195,6 +227,20 @@ class SolverTuner:
                              "seconds": float(sum(a["seconds"] for a in attempts))})
         return attempts
 
+    def exploration_budget(self, features: np.ndarray, mask: np.ndarray, arm: int) -> float:
+        """Seconds ``arm`` may take on a matrix with ``features``: ``budget_factor`` times the
+        predicted time of the best arm already tried in its cluster, unless ``arm`` is that arm
+        (inf then, and when nothing was tried there yet or the budget is off)."""
+        cluster = self.learner.cluster_of(features)
+        if self.budget_factor is None or cluster < 0:
+            return math.inf
+        tried = np.flatnonzero((self.learner.counts[cluster] > 0) & mask)
+        if not tried.size:
+            return math.inf
+        predicted = self.learner.predict(features)
+        best = int(tried[np.argmin(predicted[tried])])
+        return math.inf if arm == best else self.budget_factor * math.exp(predicted[best])
+
     def best_configuration(self, A) -> Configuration:
         """The configuration currently believed fastest for matrix ``A``."""
         from krylearn._validation import as_csr
@@ -207,7 +253,8 @@ class SolverTuner:
         return {"kind": "SolverTuner",
                 "configurations": [[c.method, c.preconditioner, c.omega] for c in self.configurations],
                 "failure_penalty": self.failure_penalty, "max_attempts": self.max_attempts, "maxiter": self.maxiter,
-                "learner": self.learner.state_dict(), "history": list(self.history)}
+                "budget_factor": self.budget_factor, "learner": self.learner.state_dict(),
+                "history": list(self.history)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore from ``state_dict``; ValueError when corrupted or made for other configurations."""
@@ -219,9 +266,13 @@ class SolverTuner:
                 raise ValueError("the saved configurations differ from this tuner's")
             failure_penalty, max_attempts = float(state["failure_penalty"]), int(state["max_attempts"])
             maxiter = int(state["maxiter"])
+            budget_factor = state.get("budget_factor", self.budget_factor)  # absent in states saved before it existed
+            budget_factor = None if budget_factor is None else float(budget_factor)
             if not (math.isfinite(failure_penalty) and failure_penalty >= 0 and max_attempts >= 1 and maxiter >= 1):
                 raise ValueError("invalid failure_penalty, max_attempts or maxiter")
+            if budget_factor is not None and not (math.isfinite(budget_factor) and budget_factor >= 1):
+                raise ValueError("invalid budget_factor")
             history = [dict(h) for h in state["history"]]
             self.learner.load_state_dict(state["learner"])  # validates everything before changing anything
             self.failure_penalty, self.max_attempts, self.maxiter = failure_penalty, max_attempts, maxiter
-            self.history = history
+            self.budget_factor, self.history = budget_factor, history

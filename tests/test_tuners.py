@@ -160,6 +160,42 @@ def test_solver_tuner_falls_back_and_penalises_a_failing_configuration(rng):
     assert tuner.best_configuration(A) == configs[1]
 
 
+def test_exploration_budget_is_a_multiple_of_the_best_tried_arm():
+    """Nothing tried: no budget. Once arm 0 converged in 1 s, exploring arm 1 gets budget_factor x 1 s,
+    and the greedy arm (arm 0 again) none."""
+    tuner = SolverTuner((Configuration("cg", "jacobi"), Configuration("cg", "ic0")), budget_factor=2.5, seed=0)
+    features, mask = np.array([3.0, 0.7, 1.0, 1.0, 1.0, 0.0]), np.ones(2, dtype=bool)
+    calls = []
+
+    def attempt(arm, budget):
+        calls.append((arm, budget))
+        return (1.0, True, 10) if arm == 0 else (min(budget, 8.0), False, 40)
+
+    tuner.play(features, mask, attempt)  # arm 0 first: untried arms go in order of their (equal) priors
+    tuner.play(features, mask, attempt)  # arm 1 explored once, stopped at its budget, then arm 0
+    assert calls[0] == (0, math.inf)
+    assert calls[1][0] == 1 and calls[1][1] == pytest.approx(2.5, rel=1e-9)
+    assert calls[2] == (0, math.inf)  # the fallback after a failed attempt is never budgeted
+    assert tuner.exploration_budget(features, mask, 0) == math.inf
+    assert SolverTuner(budget_factor=None).exploration_budget(features, mask, 1) == math.inf
+
+
+def test_a_live_attempt_is_stopped_when_its_budget_is_spent(rng, monkeypatch):
+    """A Krylov attempt over its budget stops at the next iteration, counts as a failure (no
+    answer taken from it) and the tuner's fallback solves the system."""
+    A = poisson2d(20)
+    b = rng.standard_normal(A.shape[0])
+    tuner = SolverTuner((Configuration("cg", "jacobi"), Configuration("cg", "ic0")), seed=0)
+    monkeypatch.setattr(tuner, "exploration_budget", lambda features, mask, arm: 0.0 if arm == 0 else math.inf)
+    seen = []
+    result = tuner.solve(A, b, rtol=1e-10, callback=lambda xk: seen.append(1))
+    first, second = result.details["tuner"]["attempts"]
+    assert first["arm"] == 0 and not first["converged"] and first["iterations"] == 1
+    assert second["arm"] == 1 and second["converged"]
+    assert result.converged and _relres(A, result.x, b) <= 1e-10 and result.preconditioner == "ic0"
+    assert len(seen) == 1 + result.iterations  # the user's callback saw every iteration of both attempts
+
+
 def test_solver_tuner_bad_input_and_state(tmp_path, rng):
     with pytest.raises(ValueError):
         SolverTuner(())
@@ -182,6 +218,14 @@ def test_solver_tuner_bad_input_and_state(tmp_path, rng):
         load_state(SolverTuner(), tmp_path / "s.json")
     with pytest.raises(ValueError, match="configurations"):
         SolverTuner((Configuration("cg", "jacobi"),)).load_state_dict(restored.state_dict())
+    assert restored.budget_factor == tuner.budget_factor == 2.0
+    for bad in (0.5, float("nan"), -1.0):
+        with pytest.raises(ValueError, match="budget_factor"):
+            SolverTuner(budget_factor=bad)
+    state = tuner.state_dict()
+    state["budget_factor"] = 0.1
+    with pytest.raises(ValueError, match="budget_factor"):
+        SolverTuner(seed=1).load_state_dict(state)
 
 
 def test_relax_problems_match_their_definitions():
