@@ -73,24 +73,17 @@ def out_of_range_fraction(node_features: np.ndarray, ranges: dict | None) -> flo
 
 # ---------------------------------------------------------------- input graph
 class TrilPattern:
-    """tril(A~)'s CSR pattern (sorted, diagonal last in each row), A~ and its IC(0) factor L0~ on
-    it, and sqrt(diag A): where the network's values of L~ go, and what L = D^{1/2} L~ is assembled from."""
+    """tril(A~)'s CSR pattern (sorted, diagonal last in each row), the IC(0) factor L0~ of A~ on it,
+    and sqrt(diag A): where the network's values of L~ go, and what L = D^{1/2} L~ is assembled from."""
 
-    def __init__(self, indptr: np.ndarray, indices: np.ndarray, scaled_lower: np.ndarray, l0: np.ndarray,
-                 sqrt_diag: np.ndarray) -> None:
-        self.indptr, self.indices, self.scaled_lower, self.l0 = indptr, indices, scaled_lower, l0
-        self.sqrt_diag = sqrt_diag
+    def __init__(self, indptr: np.ndarray, indices: np.ndarray, l0: np.ndarray, sqrt_diag: np.ndarray) -> None:
+        self.indptr, self.indices, self.l0, self.sqrt_diag = indptr, indices, l0, sqrt_diag
         self.shape = (len(indptr) - 1,) * 2
 
     def ic0_factor(self, dtype=np.float64) -> sp.csr_array:
         """IC(0) of A itself, D^{1/2} L0~ (IC(0) commutes with the diagonal scaling, pivot shifts included)."""
         data = self.l0 * np.repeat(self.sqrt_diag, np.diff(self.indptr))
         return self._csr(data.astype(dtype, copy=False))
-
-    def scaled_matrix(self) -> sp.csr_array:
-        """A~ = D^{-1/2} A D^{-1/2} (unit diagonal, entries that scale to 0 dropped)."""
-        lower = sp.csr_array((self.scaled_lower, self.indices, self.indptr), shape=self.shape)
-        return sp.csr_array(lower + lower.T - sp.eye_array(self.shape[0], format="csr"))
 
     def assemble(self, l_off: np.ndarray, l_diag: np.ndarray, dtype=np.float64) -> sp.csr_array:
         """L = D^{1/2} L~ as CSR from L~'s float32 values (strictly-lower in CSR order, diagonal);
@@ -156,7 +149,7 @@ def factor_inputs(A) -> tuple[FactorInputs, TrilPattern, float]:
     out = _kernels.ic_gnn_inputs(kernel)
     inputs = FactorInputs(lower_ptr=out["lower_ptr"], cols=out["cols"], a_off=out["a_off"], l0_off=out["l0_off"],
                           node_features=out["node_features"])
-    pattern = TrilPattern(out["indptr"], out["indices"], out["scaled_lower"], out["l0"], out["sqrt_diag"])
+    pattern = TrilPattern(out["indptr"], out["indices"], out["l0"], out["sqrt_diag"])
     return inputs, pattern, out["shift"]
 
 
