@@ -11,6 +11,7 @@
 #include <string>
 
 #include "blas1.hpp"
+#include "factorization.hpp"
 
 namespace krylearn {
 namespace py = pybind11;
@@ -101,6 +102,20 @@ inline void require_no_overlap(const py::array& a, const char* a_name, const py:
     if (allow_identical && pa == pb && na == nb) return;
     if (pa < pb + nb && pb < pa + na)
         throw py::value_error(std::string(a_name) + " and " + b_name + " share memory; pass separate arrays");
+}
+
+// The max_tries argument of the shifted factorizations (factorize_with_shift). At most
+// 64 tries: the last shift, 1e-3 * 4^62 ~ 2e34 times diag(A), is far beyond any shift
+// that makes a factorization meaningful.
+inline std::size_t max_tries_arg(long long value) {
+    if (value < 1 || value > 64) throw py::value_error("max_tries must be in [1, 64], got " + std::to_string(value));
+    return static_cast<std::size_t>(value);
+}
+
+// The error of a factorization that broke down at `row` for every shift tried.
+inline std::string breakdown_message(const char* what, std::size_t max_tries, std::size_t row) {
+    return std::string(what) + " broke down (row " + std::to_string(row) + ") for every diagonal shift tried, up to " +
+           std::to_string(breakdown_shift(max_tries - 1)) + " * diag(A); increase max_tries or use another preconditioner";
 }
 
 }  // namespace krylearn

@@ -70,13 +70,6 @@ double tolerance(double value, const char* name) {
     return value;
 }
 
-// At most 64 tries: the last shift, 1e-3 * 4^62 ~ 2e34 times diag(A), is far
-// beyond any shift that makes a factorization meaningful.
-std::size_t max_tries_arg(long long value) {
-    if (value < 1 || value > 64) throw py::value_error("max_tries must be in [1, 64], got " + std::to_string(value));
-    return static_cast<std::size_t>(value);
-}
-
 // An output vector: `out` when given (validated), else a fresh array.
 template <class T>
 py::array output_vector(const py::object& out, std::size_t n, const char* name) {
@@ -324,11 +317,6 @@ py::tuple sor_solve_py(const CsrMatrix& A, py::handle b_obj, py::handle x_obj, d
 }
 
 // ---------------------------------------------------------------- factorizations
-
-std::string breakdown_message(const char* what, std::size_t max_tries, std::size_t row) {
-    return std::string(what) + " broke down (row " + std::to_string(row) + ") for every diagonal shift tried, up to " +
-           std::to_string(breakdown_shift(max_tries - 1)) + " * diag(A); increase max_tries or use another preconditioner";
-}
 
 py::tuple ic0_py(const CsrMatrix& A, long long max_tries_value) {
     A.require_square("A");

@@ -114,7 +114,7 @@ py::tuple ic_gnn_forward_py(py::handle lower_ptr_obj, py::handle cols_obj, py::h
 py::dict ic_gnn_inputs_py(const CsrMatrix& A, long long max_tries) {
     A.require_square("A");
     if (A.n_rows() == 0) throw py::value_error("learned IC needs a non-empty matrix");
-    if (max_tries < 1 || max_tries > 64) throw py::value_error("max_tries must be in [1, 64], got " + std::to_string(max_tries));
+    const std::size_t tries = max_tries_arg(max_tries);
     return A.visit([&](auto view) {
         using I = typename decltype(view)::index_type;
         const std::size_t n = view.n_rows;
@@ -152,20 +152,18 @@ py::dict ic_gnn_inputs_py(const CsrMatrix& A, long long max_tries) {
             double* lx = L0.mutable_data();
             gnn_scaled_lower_fill(view, inv_sqrt.data(), lp, li, at, rowsum.data(), offdiag_abs.data());
             const CsrView<I, double> tril{n, n, lp, li, at};
-            shift = factorize_with_shift(static_cast<std::size_t>(max_tries), [&](double s) {
+            shift = factorize_with_shift(tries, [&](double s) {
                 failed_row = ic0_numeric(tril, lp, li, lx, s, marker.data());
                 return failed_row == n;
             });
             if (shift >= 0) {
-                gnn_fill_residual(n, lp, li, lx, rowsum.data(), colsum.data(), rho.data());
+                gnn_fill_residual(CsrView<I, double>{n, n, lp, li, lx}, rowsum.data(), colsum.data(), rho.data());
                 gnn_export_inputs(n, lp, li, at, lx, rho.data(), rowsum.data(), offdiag_abs.data(),
                                   lower_ptr.mutable_data(), cols.mutable_data(), a_off.mutable_data(),
                                   l0_off.mutable_data(), node_features.mutable_data());
             }
         }
-        if (shift < 0)
-            throw py::value_error("IC(0) of the Jacobi-scaled A broke down (row " + std::to_string(failed_row) +
-                                  ") for every diagonal shift tried; is A positive definite?");
+        if (shift < 0) throw py::value_error(breakdown_message("IC(0) of the Jacobi-scaled A", tries, failed_row));
         py::dict out;
         out["indptr"] = Lp;
         out["indices"] = Li;

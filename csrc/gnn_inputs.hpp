@@ -64,18 +64,15 @@ void gnn_scaled_lower_fill(const CsrView<I, T>& A, const double* inv_sqrt, const
     }
 }
 
-// rho = L0 (L0^T 1) - s for L0 on the pattern (Lp, Li); colsum is scratch (n).
+// rho = L0 (L0^T 1) - s for the factor L0; colsum is scratch (n).
 template <class I>
-void gnn_fill_residual(std::size_t n, const I* Lp, const I* Li, const double* Lx, const double* rowsum,
-                       double* colsum, double* rho) {
+void gnn_fill_residual(const CsrView<I, double>& L0, const double* rowsum, double* colsum, double* rho) {
+    const std::size_t n = L0.n_rows;
     std::fill(colsum, colsum + n, 0.0);
     for (std::size_t i = 0; i < n; ++i)
-        for (I k = Lp[i]; k < Lp[i + 1]; ++k) colsum[Li[k]] += Lx[k];
-    for (std::size_t i = 0; i < n; ++i) {
-        double y = 0.0;
-        for (I k = Lp[i]; k < Lp[i + 1]; ++k) y += Lx[k] * colsum[Li[k]];
-        rho[i] = y - rowsum[i];
-    }
+        for (I k = L0.indptr[i]; k < L0.indptr[i + 1]; ++k) colsum[L0.indices[k]] += L0.data[k];
+    std::copy(rowsum, rowsum + n, rho);
+    csr_matvec_axpby(1.0, L0, colsum, -1.0, rho);
 }
 
 // The network's float32 input (gnn_inference.hpp): the strictly-lower edges
