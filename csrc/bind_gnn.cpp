@@ -92,10 +92,11 @@ py::tuple ic_gnn_forward_py(py::handle lower_ptr_obj, py::handle cols_obj, py::h
                               std::to_string(rounds));
     if (threads < 0 || threads > 1024)
         throw py::value_error("threads must be in [0, 1024] (0: the OpenMP default), got " + std::to_string(threads));
-    if (lanes != 0 && lanes != 4 && lanes != 8)
-        throw py::value_error("lanes must be 0 (the widest this CPU runs), 4 or 8, got " + std::to_string(lanes));
+    if (lanes != 0 && lanes != 4 && lanes != 8 && lanes != 16)
+        throw py::value_error("lanes must be 0 (the widest this CPU runs), 4, 8 or 16, got " + std::to_string(lanes));
     if (static_cast<std::size_t>(lanes) > gnn_max_lanes())
-        throw py::value_error("lanes=" + std::to_string(lanes) + " needs AVX2 and FMA, which this CPU does not have");
+        throw py::value_error("lanes=" + std::to_string(lanes) + " needs " + (lanes == 16 ? "AVX-512F" : "AVX2 and FMA") +
+                              ", which this CPU does not have");
     const std::size_t nlanes = lanes == 0 ? gnn_max_lanes() : static_cast<std::size_t>(lanes);
     int nthreads = static_cast<int>(threads);
 #ifdef _OPENMP
@@ -222,8 +223,8 @@ void bind_gnn(py::module_& m) {
           "Graph: strictly-lower edges in CSR order (lower_ptr: n + 1, cols: E, int32 or int64 alike);\n"
           "a_off, l0_off: float32 (E,); node_features: float32 (n, 4); parameters: the flat float32\n"
           "array of ICGNN.native_parameters(). threads: OpenMP threads (0: the OpenMP default); lanes:\n"
-          "floats per vector instruction, 4 (SSE) or 8 (AVX2 with fused multiply-adds), 0 = the widest this\n"
-          "CPU runs. The result does not depend on threads; the lanes change it by float32 rounding (FMA).");
+          "floats per vector instruction, 4 (SSE), 8 (AVX2 with fused multiply-adds) or 16 (AVX-512F), 0 = the\n"
+          "widest this CPU runs. The result does not depend on threads; the lanes change it by float32 rounding (FMA).");
     m.def("ic_gnn_inputs", &ic_gnn_inputs_py, py::arg("A"), py::arg("max_tries") = 12,
           "The learned-IC network's input for a square A with a positive diagonal (symmetry is not checked):\n"
           "with A~ = D^-1/2 A D^-1/2 (unit diagonal, entries scaling to 0 dropped) and L0 = IC(0) of A~\n"
@@ -235,5 +236,5 @@ void bind_gnn(py::module_& m) {
           "L = D^1/2 L~ (float64 values on the pattern indptr, diagonal last per row) from the network's\n"
           "float32 strictly-lower values l_off and diagonal l_diag -> (data, number of entries that are\n"
           "not finite or are non-positive diagonal entries).");
-    m.def("ic_gnn_max_lanes", &gnn_max_lanes, "Floats per vector the learned-IC forward pass uses here: 8 (AVX2 with FMA) or 4.");
+    m.def("ic_gnn_max_lanes", &gnn_max_lanes, "Floats per vector the learned-IC forward pass uses here: 16 (AVX-512F), 8 (AVX2 with FMA) or 4.");
 }

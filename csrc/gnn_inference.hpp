@@ -25,18 +25,20 @@
 // nodes (column means gather through a column-sorted edge list), so results
 // do not depend on the number of threads.
 //
-// The vectorised pass (gnn_forward.inc) is compiled twice: with 4-float SSE
-// vectors (every x86-64) and, on x86-64 with GCC, with 8-float AVX2 vectors and
-// fused multiply-adds (namespace gnn_avx2, `#pragma GCC target`), chosen at run
-// time by gnn_max_lanes(). Both run the same per-lane operations except that
-// AVX2 fuses a*b + c into one rounding, so they agree to float32 rounding
-// (not bitwise); AVX2+FMA is ~2x faster than SSE at width 8.
+// The vectorised pass (gnn_forward.inc) is compiled for 4-float SSE vectors
+// (every x86-64) and, on x86-64 with GCC (`#pragma GCC target`), for 8-float AVX2
+// vectors with fused multiply-adds (namespace gnn_avx2) and 16-float AVX-512
+// vectors (gnn_avx512), chosen at run time by gnn_max_lanes(). All run the same
+// per-lane operations except that AVX2 and AVX-512 fuse a*b + c into one
+// rounding and refine a more accurate reciprocal estimate, so they agree with SSE
+// to float32 rounding (not bitwise).
 #pragma once
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <immintrin.h>
 #include <memory>
 #include <type_traits>
 #include <vector>
@@ -136,7 +138,7 @@ namespace gnn_sse {
 }  // namespace gnn_sse
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)  // `#pragma GCC target` is GCC's
-#define KRYLEARN_GNN_AVX2 1
+#define KRYLEARN_GNN_AVX 1
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 namespace gnn_avx2 {
@@ -145,25 +147,40 @@ namespace gnn_avx2 {
 #undef KRYLEARN_GNN_LANES
 }  // namespace gnn_avx2
 #pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx2,fma")
+namespace gnn_avx512 {
+#define KRYLEARN_GNN_LANES 16
+#include "gnn_forward.inc"
+#undef KRYLEARN_GNN_LANES
+}  // namespace gnn_avx512
+#pragma GCC pop_options
 #endif
 
-// Widest vectors this CPU runs: 8 floats (AVX2 with FMA) or 4 (SSE).
+// Widest vectors this CPU runs: 16 floats (AVX-512F), 8 (AVX2 with FMA) or 4 (SSE).
 inline std::size_t gnn_max_lanes() {
-#ifdef KRYLEARN_GNN_AVX2
-    static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    if (avx2) return 8;
-#endif
+#ifdef KRYLEARN_GNN_AVX
+    static const std::size_t lanes = __builtin_cpu_supports("avx512f")                                   ? 16
+                                     : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 8
+                                                                                                       : 4;
+    return lanes;
+#else
     return 4;
+#endif
 }
 
-// The forward pass (see the header comment) with `lanes` floats per vector (4, or 8 where
-// gnn_max_lanes() allows it; same result either way). Writes l_off (E) and l_diag (n).
+// The forward pass (see the header comment) with `lanes` floats per vector (4, or 8 or 16 where
+// gnn_max_lanes() allows it; equal to float32 rounding). Writes l_off (E) and l_diag (n).
 // The graph must be valid (lower_ptr non-decreasing from 0, 0 <= cols < row).
 template <std::size_t W, class I>
 void gnn_forward(const GnnWeights& net, std::size_t n, const I* lower_ptr, const I* cols, const float* a_off,
                  const float* l0_off, const float* node_features, float* l_off, float* l_diag, int threads,
                  std::size_t lanes) {
-#ifdef KRYLEARN_GNN_AVX2
+#ifdef KRYLEARN_GNN_AVX
+    if (lanes == 16) {
+        gnn_avx512::gnn_forward<W>(net, n, lower_ptr, cols, a_off, l0_off, node_features, l_off, l_diag, threads);
+        return;
+    }
     if (lanes == 8) {
         gnn_avx2::gnn_forward<W>(net, n, lower_ptr, cols, a_off, l0_off, node_features, l_off, l_diag, threads);
         return;

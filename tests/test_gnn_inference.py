@@ -77,21 +77,29 @@ def test_int32_and_int64_indices_and_thread_counts_agree_bitwise():
 
 
 @pytest.mark.parametrize("width", [8, 16, 6])
-def test_sse_and_avx2_vectors_agree(width):
-    """lanes=4 (SSE) and lanes=8 (AVX2, where the CPU has it) run the same per-lane operations, AVX2
-    with fused multiply-adds: equal to float32 rounding, for widths that fill whole tiles (8, 16)
-    and scalar ones (6); each is deterministic."""
+@pytest.mark.parametrize("lanes", [8, 16])
+def test_vector_widths_agree(width, lanes):
+    """lanes=4 (SSE), 8 (AVX2) and 16 (AVX-512), where the CPU has them, run the same per-lane
+    operations, AVX2/AVX-512 with fused multiply-adds: equal to float32 rounding, for widths that
+    fill whole transpose blocks (8, 16) and scalar ones (6); each is deterministic."""
     pc = random_model(width, 2, seed=7)
     inputs, _, _ = factor_inputs(random_spd(257, seed=7, density=0.03))  # odd counts: partial tiles too
     reference = forward(pc, inputs, lanes=4)
     for got, want in zip(forward(pc, inputs, lanes=4), reference):
         np.testing.assert_array_equal(got, want)
-    if _kernels.ic_gnn_max_lanes() < 8:
-        pytest.skip("this CPU has no AVX2 with FMA")
-    avx2 = forward(pc, inputs, lanes=8)
-    for got, want in zip(avx2, reference):
+    if _kernels.ic_gnn_max_lanes() < lanes:
+        pytest.skip(f"this CPU has no {lanes}-float vectors")
+    wide = forward(pc, inputs, lanes=lanes)
+    for got, want in zip(wide, reference):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(np.abs(want).max()))
-    for got, want in zip(forward(pc, inputs), avx2):  # lanes=0: the widest available
+    for got, want in zip(forward(pc, inputs, lanes=lanes), wide):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_default_lanes_are_the_widest():
+    pc = random_model(8, 2, seed=3)
+    inputs, _, _ = factor_inputs(random_spd(300, seed=3, density=0.03))
+    for got, want in zip(forward(pc, inputs), forward(pc, inputs, lanes=_kernels.ic_gnn_max_lanes())):
         np.testing.assert_array_equal(got, want)
 
 
@@ -162,7 +170,7 @@ def test_bad_thread_count():
         _kernels.ic_gnn_forward(**valid_arguments(), threads=-1)
 
 
-@pytest.mark.parametrize("lanes", [-1, 2, 16])
+@pytest.mark.parametrize("lanes", [-1, 2, 12, 32])
 def test_bad_lane_count(lanes):
     with pytest.raises(ValueError, match="lanes"):
         _kernels.ic_gnn_forward(**valid_arguments(), lanes=lanes)
