@@ -139,7 +139,8 @@ py::dict ic_gnn_inputs_py(const CsrMatrix& A, long long max_tries) {
             cols(static_cast<py::ssize_t>(E));
         py::array_t<double> At(static_cast<py::ssize_t>(nnz));
         py::array_t<float> a_off(static_cast<py::ssize_t>(E)), l0_off(static_cast<py::ssize_t>(E)),
-            node_features({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(kGnnNodeFeatures)});
+            node_features({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(kGnnNodeFeatures)}),
+            feature_min(static_cast<py::ssize_t>(kGnnNodeFeatures)), feature_max(static_cast<py::ssize_t>(kGnnNodeFeatures));
         py::array_t<double> L0(static_cast<py::ssize_t>(nnz));
         std::vector<double> rowsum(n), offdiag_abs(n), colsum(n), rho(n);
         std::vector<I> marker(n, I(-1));
@@ -161,7 +162,8 @@ py::dict ic_gnn_inputs_py(const CsrMatrix& A, long long max_tries) {
                 gnn_fill_residual(CsrView<I, double>{n, n, lp, li, lx}, rowsum.data(), colsum.data(), rho.data());
                 gnn_export_inputs(n, lp, li, at, lx, rho.data(), rowsum.data(), offdiag_abs.data(),
                                   lower_ptr.mutable_data(), cols.mutable_data(), a_off.mutable_data(),
-                                  l0_off.mutable_data(), node_features.mutable_data());
+                                  l0_off.mutable_data(), node_features.mutable_data(), feature_min.mutable_data(),
+                                  feature_max.mutable_data());
             }
         }
         if (shift < 0) throw py::value_error(breakdown_message("IC(0) of the Jacobi-scaled A", tries, failed_row));
@@ -176,6 +178,8 @@ py::dict ic_gnn_inputs_py(const CsrMatrix& A, long long max_tries) {
         out["a_off"] = a_off;
         out["l0_off"] = l0_off;
         out["node_features"] = node_features;
+        out["feature_min"] = feature_min;
+        out["feature_max"] = feature_max;
         out["shift"] = shift;
         return out;
     });
@@ -230,7 +234,8 @@ void bind_gnn(py::module_& m) {
           "with A~ = D^-1/2 A D^-1/2 (unit diagonal, entries scaling to 0 dropped) and L0 = IC(0) of A~\n"
           "(diagonal shifts as ic0), a dict: indptr, indices (tril(A~)'s pattern, diagonal last per row),\n"
           "scaled_lower (A~ on it) and l0 (L0 on it, float64), sqrt_diag (float64), the float32 network input lower_ptr,\n"
-          "cols, a_off, l0_off, node_features (n x 4: l0_ii, rho, rowsum, offdiag_abs_sum), and shift.");
+          "cols, a_off, l0_off, node_features (n x 4: l0_ii, rho, rowsum, offdiag_abs_sum), feature_min and\n"
+          "feature_max (each feature's extremes, NaN ignored), and shift.");
     m.def("ic_gnn_assemble", &ic_gnn_assemble_py, py::arg("indptr"), py::arg("l_off"), py::arg("l_diag"),
           py::arg("sqrt_diag"),
           "L = D^1/2 L~ (float64 values on the pattern indptr, diagonal last per row) from the network's\n"

@@ -11,9 +11,10 @@
 // Sums run in storage order, so the results equal SciPy's A~ @ 1 and the
 // products of the NumPy formulation bit for bit.
 #pragma once
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
+#include <limits>
 #include <vector>
 
 #include "spmv.hpp"
@@ -76,14 +77,18 @@ void gnn_fill_residual(const CsrView<I, double>& L0, const double* rowsum, doubl
 }
 
 // The network's float32 input (gnn_inference.hpp): the strictly-lower edges
-// (lower_ptr: n + 1, cols, a_off, l0_off: Lp[n] - n) and the node features
-// x_i = [l0_ii, rho_i, s_i, t_i] (n x 4, row-major).
+// (lower_ptr: n + 1, cols, a_off, l0_off: Lp[n] - n), the node features
+// x_i = [l0_ii, rho_i, s_i, t_i] (n x 4, row-major), and each feature's
+// smallest and largest value (x_min, x_max: 4 each; NaN ignored; +inf and -inf
+// for n = 0).
 template <class I>
 void gnn_export_inputs(std::size_t n, const I* Lp, const I* Li, const double* At, const double* Lx,
                        const double* rho, const double* rowsum, const double* offdiag_abs, I* lower_ptr, I* cols,
-                       float* a_off, float* l0_off, float* node_features) {
+                       float* a_off, float* l0_off, float* node_features, float* x_min, float* x_max) {
     std::size_t e = 0;
     lower_ptr[0] = 0;
+    std::fill(x_min, x_min + 4, std::numeric_limits<float>::infinity());
+    std::fill(x_max, x_max + 4, -std::numeric_limits<float>::infinity());
     for (std::size_t i = 0; i < n; ++i) {
         const I diag = Lp[i + 1] - 1;
         for (I k = Lp[i]; k < diag; ++k, ++e) {
@@ -97,6 +102,10 @@ void gnn_export_inputs(std::size_t n, const I* Lp, const I* Li, const double* At
         x[1] = float(rho[i]);
         x[2] = float(rowsum[i]);
         x[3] = float(offdiag_abs[i]);
+        for (std::size_t f = 0; f < 4; ++f) {
+            if (x[f] < x_min[f]) x_min[f] = x[f];
+            if (x[f] > x_max[f]) x_max[f] = x[f];
+        }
     }
 }
 

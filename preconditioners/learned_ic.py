@@ -39,7 +39,7 @@ import torch
 from krylearn._validation import as_csr, as_kernel_matrix, is_symmetric
 
 from .base import Preconditioner
-from .classical import IC0, SSOR, CholeskyFactor
+from .classical import IC0, SSOR
 from .ic_gnn import FEATURE_LAYOUT, FactorGraph, ICGNN
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
@@ -60,13 +60,16 @@ class OutOfDistributionError(RuntimeError):
     """The matrix's features lie outside the model's training range (the model is not trusted there)."""
 
 
-def out_of_range_fraction(node_features: np.ndarray, ranges: dict | None) -> float:
+def out_of_range_fraction(node_features: np.ndarray, ranges: dict | None, extremes=None) -> float:
     """Fraction of nodes (rows of the (n, 4) ``node_features``) with a feature outside the training
-    [0.1%, 99.9%] quantile range (widened by 5% of its width) stored in the model metadata; 0.0 without ranges."""
+    [0.1%, 99.9%] quantile range (widened by 5% of its width) stored in the model metadata; 0.0 without ranges.
+    ``extremes``: each feature's (min, max) if known (NaN ignored), to skip the per-node test when all are in range."""
     if not ranges or len(node_features) == 0:
         return 0.0
     lo, hi = (np.asarray(v, dtype=np.float32) for v in ranges["node"])
     margin = 0.05 * (hi - lo)
+    if extremes is not None and np.all(extremes[0] >= lo - margin) and np.all(extremes[1] <= hi + margin):
+        return 0.0
     x = node_features
     return float(((x < lo - margin) | (x > hi + margin)).any(axis=1).mean())
 
@@ -96,7 +99,8 @@ class TrilPattern:
         return self._csr(data.astype(dtype, copy=False))
 
     def _csr(self, data: np.ndarray) -> sp.csr_array:
-        L = sp.csr_array((data, self.indices.copy(), self.indptr.copy()), shape=self.shape)
+        """L on the pattern; it shares the pattern's index arrays (neither is written to)."""
+        L = sp.csr_array((data, self.indices, self.indptr), shape=self.shape)
         L.has_canonical_format = True  # tril of a canonical A~: sorted, no duplicates
         return L
 
@@ -116,13 +120,15 @@ def check_symmetric_input(csr: sp.csr_array, kernel) -> None:
 class FactorInputs:
     """The network's input for one matrix as NumPy arrays (float32 values): the strictly-lower
     edges of tril(A~) in CSR order (row i's edges are ``lower_ptr[i]:lower_ptr[i+1]``, columns
-    ``cols``), A~ and L0 on them, and the (n, 4) node features of ``FEATURE_LAYOUT``."""
+    ``cols``), A~ and L0 on them, the (n, 4) node features of ``FEATURE_LAYOUT``, and each
+    feature's (min, max) when known."""
 
     lower_ptr: np.ndarray
     cols: np.ndarray
     a_off: np.ndarray
     l0_off: np.ndarray
     node_features: np.ndarray
+    feature_extremes: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def n(self) -> int:
@@ -148,7 +154,7 @@ def factor_inputs(A) -> tuple[FactorInputs, TrilPattern, float]:
     check_symmetric_input(csr, kernel)
     out = _kernels.ic_gnn_inputs(kernel)
     inputs = FactorInputs(lower_ptr=out["lower_ptr"], cols=out["cols"], a_off=out["a_off"], l0_off=out["l0_off"],
-                          node_features=out["node_features"])
+                          node_features=out["node_features"], feature_extremes=(out["feature_min"], out["feature_max"]))
     pattern = TrilPattern(out["indptr"], out["indices"], out["l0"], out["sqrt_diag"])
     return inputs, pattern, out["shift"]
 
@@ -237,7 +243,6 @@ class LearnedIC(Preconditioner):
         self.L: sp.csr_array | None = None
         self.fallback: str | None = None
         self.inference_seconds = 0.0
-        self._impl: Preconditioner | None = None
         self._native_cache: tuple | None = None  # (parameter versions, flat native parameters)
 
     @property
@@ -300,7 +305,8 @@ class LearnedIC(Preconditioner):
 
     def _factor(self, inputs: FactorInputs, pattern: TrilPattern, dtype, check_distribution: bool) -> sp.csr_array:
         if check_distribution:
-            fraction = out_of_range_fraction(inputs.node_features, self.metadata.get("feature_ranges"))
+            fraction = out_of_range_fraction(inputs.node_features, self.metadata.get("feature_ranges"),
+                                             inputs.feature_extremes)
             if fraction > self.ood_threshold:
                 raise OutOfDistributionError(
                     f"A is outside the training distribution of model {self.family!r} ({100 * fraction:.0f}% "
@@ -341,6 +347,8 @@ class LearnedIC(Preconditioner):
         return self._native_cache[1]
 
     def _build(self, csr: sp.csr_array) -> None:
+        from krylearn import _kernels
+
         start = time.perf_counter()
         self.fallback = None
         inputs, pattern, _ = factor_inputs(csr)  # ValueError: not SPD
@@ -349,12 +357,8 @@ class LearnedIC(Preconditioner):
         except (FloatingPointError, OutOfDistributionError) as exc:  # IC(0) of A, already computed for the input
             warnings.warn(f"learned IC: {exc}; falling back to ic0", RuntimeWarning, stacklevel=3)
             self.L, self.fallback = pattern.ic0_factor(csr.data.dtype), "ic0"
-        self._impl = CholeskyFactor(self.L).setup(csr)
-        self.native = self._impl.native
+        self.native = _kernels.ic_preconditioner(as_kernel_matrix(self.L))  # L is canonical and finite
         self.inference_seconds = time.perf_counter() - start
-
-    def _apply(self, r: np.ndarray, out: np.ndarray) -> None:
-        self._impl._apply(r, out)
 
     def __repr__(self) -> str:
         return f"LearnedIC(family={self.family!r}, " + super().__repr__().split("(", 1)[1]

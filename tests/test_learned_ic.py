@@ -240,6 +240,8 @@ def test_native_inputs_match_scipy_and_leave_the_input_alone(family, n):
         np.testing.assert_array_equal(inputs.a_off, tril.data[off].astype(np.float32))
         np.testing.assert_array_equal(inputs.l0_off, L0.data[off].astype(np.float32))
         np.testing.assert_allclose(inputs.node_features, features, rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(inputs.feature_extremes[0], inputs.node_features.min(axis=0))
+        np.testing.assert_array_equal(inputs.feature_extremes[1], inputs.node_features.max(axis=0))
     assert pattern.indptr[-1] == sp.tril(A).nnz - 1
 
 
@@ -261,6 +263,21 @@ def test_out_of_distribution_matrix_falls_back_to_ic0():
     b = np.ones(A.shape[0])
     x, info = cg(A, b, M=pc, rtol=1e-8, maxiter=6000)
     assert info == 0 and np.linalg.norm(b - A @ x) <= 1e-7 * np.linalg.norm(b)
+
+
+def test_out_of_range_fraction_with_and_without_extremes():
+    from krylearn.preconditioners.learned_ic import out_of_range_fraction
+
+    ranges = {"node": [[0.0, -1.0, 0.0, 0.0], [1.0, 1.0, 2.0, 2.0]]}
+    rng = np.random.default_rng(0)
+    inside = rng.uniform(0.1, 0.9, (50, 4)).astype(np.float32)
+    outside = inside.copy()
+    outside[[3, 7], 2] = 5.0  # two nodes beyond 2.0 + 5% margin
+    outside[11, 0] = np.nan  # NaN counts as in range either way
+    for x, want in ((inside, 0.0), (outside, 2 / 50)):
+        extremes = (np.nanmin(x, axis=0), np.nanmax(x, axis=0))
+        assert out_of_range_fraction(x, ranges) == want
+        assert out_of_range_fraction(x, ranges, extremes) == want
 
 
 def test_cg_with_fallback_reruns_and_never_returns_worse():
