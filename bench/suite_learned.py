@@ -7,7 +7,9 @@ the unknowns, then on the family's hold-out variant, then on the real SPD
 matrices (default model ``general``, no retraining): PCG to rtol 1e-8 with
 none, Jacobi, SSOR(1), IC(0), PyAMG smoothed aggregation (one V-cycle) and the
 learned factor. Seconds are setup (factorisation, network inference, AMG
-hierarchy) plus iterations. The summary reports learned/IC(0) ratios of
+hierarchy) plus iterations, the fastest of ``--timings`` runs made in
+interleaved rounds over the preconditioners (solves under a second; longer
+ones are timed once). The summary reports learned/IC(0) ratios of
 iterations and of total seconds against the targets of issue #5.
 """
 from __future__ import annotations
@@ -21,6 +23,7 @@ from krylearn.bench.report import print_table, progress, results_dir, write_rows
 
 RTOL = 1e-8
 BASELINES = ("none", "jacobi", "ssor", "ic0", "amg")
+BEST_OF_LIMIT_S = 1.0  # solves at least this long are timed once
 TEST_SEED = 10**9
 
 
@@ -50,6 +53,21 @@ def measure(A, b, name: str, pc) -> dict:
     if getattr(pc, "fallback", None):
         row["fallback"] = pc.fallback
     return row
+
+
+def best_of(A, b, pcs: dict, rounds: int) -> dict[str, dict]:
+    """{name: measure(...)} for every preconditioner in ``pcs``, timed in ``rounds`` interleaved rounds
+    (round r sets up and solves with each in turn, so a slow spell of the machine hits all of them),
+    keeping each one's fastest run; a solve that took BEST_OF_LIMIT_S or more is not repeated."""
+    best: dict[str, dict] = {}
+    for _ in range(max(1, rounds)):
+        for name, pc in pcs.items():
+            if name in best and not best[name]["total_s"] < BEST_OF_LIMIT_S:
+                continue
+            row = measure(A, b, name, pc)
+            if name not in best or row["total_s"] < best[name]["total_s"]:
+                best[name] = row
+    return best
 
 
 def _cases(args):
@@ -85,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the network (default 1)")
     parser.add_argument("--families", nargs="+", default=list(TRAINING_FAMILIES), choices=TRAINING_FAMILIES)
     parser.add_argument("--repeats", type=int, default=2, help="test matrices per family and size")
+    parser.add_argument("--timings", type=int, default=3,
+                        help=f"rounds per matrix: each solve under {BEST_OF_LIMIT_S:g} s is timed this many times, in "
+                             "interleaved rounds over the preconditioners, and its fastest run kept (default 3)")
     parser.add_argument("--no-real", dest="real", action="store_false", help="skip the SuiteSparse matrices")
     parser.add_argument("--results", default=None, help="results root (default $KRYLEARN_RESULTS or ./results)")
     args = parser.parse_args(argv)
@@ -99,8 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         A = make()
         b = rng.standard_normal(A.shape[0])
         base = {"model": model, "problem": problem, "scope": scope, "n": A.shape[0], "nnz": A.nnz}
-        case = [dict(base, **measure(A, b, name, _baseline(name))) for name in BASELINES]
-        case.append(dict(base, **measure(A, b, "learned", models[model])))
+        pcs = {name: _baseline(name) for name in BASELINES}
+        pcs["learned"] = models[model]
+        timed = best_of(A, b, pcs, args.timings)
+        case = [dict(base, **timed[name]) for name in pcs]
         ic0 = next(r for r in case if r["pc"] == "ic0")
         for r in case:
             r["iters_vs_ic0"] = r["iterations"] / max(ic0["iterations"], 1)

@@ -363,6 +363,22 @@ def test_benchmark_suite_quick(tmp_path):
     assert all(r["true_relres"] <= 1e-7 for r in rows if r["pc"] == "learned")
 
 
+def test_benchmark_best_of_interleaves_rounds_and_keeps_fastest(monkeypatch):
+    from krylearn.bench import suite_learned
+
+    calls = []
+    times = {"a": iter([0.3, 0.1, 0.2]), "b": iter([5.0, 0.01]), "c": iter([0.5, 0.7, 0.6])}
+
+    def fake_measure(A, b, name, pc):
+        calls.append(name)
+        return {"pc": name, "total_s": next(times[name])}
+
+    monkeypatch.setattr(suite_learned, "measure", fake_measure)
+    best = suite_learned.best_of(None, None, {"a": None, "b": None, "c": None}, rounds=3)
+    assert calls == ["a", "b", "c", "a", "c", "a", "c"]  # round by round; b's 5 s solve is not repeated
+    assert {k: v["total_s"] for k, v in best.items()} == {"a": 0.1, "b": 5.0, "c": 0.5}
+
+
 def test_warnings_free_prediction_on_shipped_model():
     A = make_matrix("diffusion2d", 256, seed=9)
     with warnings.catch_warnings():
