@@ -1,7 +1,7 @@
 // Inference of the learned-IC network (preconditioners/ic_gnn.py, ICGNN) on
 // the CPU in float32: the node features from tril(A~) and its IC(0) factor,
 // and the forward pass, fused so that every edge's MLP runs in registers, on
-// tiles of 4 or 8 edges (or nodes) transposed to one item per vector lane.
+// tiles of 4, 8 or 16 edges (or nodes) transposed to one item per vector lane.
 //
 // Graph: n nodes, E strictly-lower edges (i, j), j < i, in CSR order: the
 // edges of row i are [lower_ptr[i], lower_ptr[i+1]) with columns cols[k].
