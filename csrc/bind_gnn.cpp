@@ -96,7 +96,7 @@ py::tuple ic_gnn_forward_py(py::handle lower_ptr_obj, py::handle cols_obj, py::h
         throw py::value_error("lanes must be 0 (the widest this CPU runs), 4, 8 or 16, got " + std::to_string(lanes));
     if (static_cast<std::size_t>(lanes) > gnn_max_lanes())
         throw py::value_error("lanes=" + std::to_string(lanes) + " needs " + (lanes == 16 ? "AVX-512F" : "AVX2 and FMA") +
-                              ", which this CPU does not have");
+                              ", which this CPU (or this build) does not have");
     const std::size_t nlanes = lanes == 0 ? gnn_max_lanes() : static_cast<std::size_t>(lanes);
     int nthreads = static_cast<int>(threads);
 #ifdef _OPENMP

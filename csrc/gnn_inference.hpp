@@ -28,7 +28,7 @@
 // The vectorised pass (gnn_forward.inc) is compiled for 4-float SSE vectors
 // (every x86-64) and, on x86-64 with GCC (`#pragma GCC target`), for 8-float AVX2
 // vectors with fused multiply-adds (namespace gnn_avx2) and 16-float AVX-512
-// vectors (gnn_avx512), chosen at run time by gnn_max_lanes(). All run the same
+// vectors (gnn_avx512, GCC >= 12), chosen at run time by gnn_max_lanes(). All run the same
 // per-lane operations except that AVX2 and AVX-512 fuse a*b + c into one
 // rounding and refine a more accurate reciprocal estimate, so they agree with SSE
 // to float32 rounding (not bitwise).
@@ -147,6 +147,8 @@ namespace gnn_avx2 {
 #undef KRYLEARN_GNN_LANES
 }  // namespace gnn_avx2
 #pragma GCC pop_options
+#if __GNUC__ >= 12  // __builtin_shufflevector joins and splits the 16-float vectors
+#define KRYLEARN_GNN_AVX512 1
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx2,fma")
 namespace gnn_avx512 {
@@ -156,13 +158,17 @@ namespace gnn_avx512 {
 }  // namespace gnn_avx512
 #pragma GCC pop_options
 #endif
+#endif
 
-// Widest vectors this CPU runs: 16 floats (AVX-512F), 8 (AVX2 with FMA) or 4 (SSE).
+// Widest vectors this CPU runs (and this build has): 16 floats (AVX-512F), 8 (AVX2 with FMA) or 4 (SSE).
 inline std::size_t gnn_max_lanes() {
 #ifdef KRYLEARN_GNN_AVX
-    static const std::size_t lanes = __builtin_cpu_supports("avx512f")                                   ? 16
-                                     : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 8
-                                                                                                       : 4;
+#ifdef KRYLEARN_GNN_AVX512
+    static const bool avx512 = __builtin_cpu_supports("avx512f");
+#else
+    static const bool avx512 = false;
+#endif
+    static const std::size_t lanes = avx512 ? 16 : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 8 : 4;
     return lanes;
 #else
     return 4;
@@ -176,11 +182,13 @@ template <std::size_t W, class I>
 void gnn_forward(const GnnWeights& net, std::size_t n, const I* lower_ptr, const I* cols, const float* a_off,
                  const float* l0_off, const float* node_features, float* l_off, float* l_diag, int threads,
                  std::size_t lanes) {
-#ifdef KRYLEARN_GNN_AVX
+#ifdef KRYLEARN_GNN_AVX512
     if (lanes == 16) {
         gnn_avx512::gnn_forward<W>(net, n, lower_ptr, cols, a_off, l0_off, node_features, l_off, l_diag, threads);
         return;
     }
+#endif
+#ifdef KRYLEARN_GNN_AVX
     if (lanes == 8) {
         gnn_avx2::gnn_forward<W>(net, n, lower_ptr, cols, a_off, l0_off, node_features, l_off, l_diag, threads);
         return;
