@@ -32,6 +32,15 @@ SOLVER_METHODS = ("cg", "gmres", "bicgstab", "sor", "ssor")
 KRYLOV_METHODS = ("cg", "gmres", "bicgstab")  # the ones that take a callback, so a time budget can stop them
 
 
+def _checked_budget_factor(value) -> float | None:
+    """``value`` as a float >= 1, or None (no exploration budget); ValueError otherwise."""
+    if value is None:
+        return None
+    if not (math.isfinite(value) and value >= 1):
+        raise ValueError(f"budget_factor must be None or a number >= 1, got {value!r}")
+    return float(value)
+
+
 class _BudgetSpent(Exception):
     """Raised from a solver callback when an exploratory attempt has used up its time budget."""
 
@@ -132,10 +141,8 @@ class SolverTuner:
             raise ValueError("failure_penalty must be >= 0 and max_attempts >= 1")
         if isinstance(maxiter, bool) or not isinstance(maxiter, (int, np.integer)) or maxiter < 1:
             raise ValueError(f"maxiter must be a positive integer, got {maxiter!r}")
-        if budget_factor is not None and not (math.isfinite(budget_factor) and budget_factor >= 1):
-            raise ValueError(f"budget_factor must be None or a number >= 1, got {budget_factor!r}")
+        self.budget_factor = _checked_budget_factor(budget_factor)
         self.failure_penalty, self.max_attempts, self.maxiter = float(failure_penalty), int(max_attempts), int(maxiter)
-        self.budget_factor = None if budget_factor is None else float(budget_factor)
         self.learner = ClusteredIGW(len(self.configurations), len(FEATURE_NAMES), radius=radius,
                                     exploration=exploration, bandwidth=bandwidth, seed=seed)
         self.history: list[dict[str, Any]] = []
@@ -267,11 +274,9 @@ class SolverTuner:
             failure_penalty, max_attempts = float(state["failure_penalty"]), int(state["max_attempts"])
             maxiter = int(state["maxiter"])
             budget_factor = state.get("budget_factor", self.budget_factor)  # absent in states saved before it existed
-            budget_factor = None if budget_factor is None else float(budget_factor)
+            budget_factor = _checked_budget_factor(None if budget_factor is None else float(budget_factor))
             if not (math.isfinite(failure_penalty) and failure_penalty >= 0 and max_attempts >= 1 and maxiter >= 1):
                 raise ValueError("invalid failure_penalty, max_attempts or maxiter")
-            if budget_factor is not None and not (math.isfinite(budget_factor) and budget_factor >= 1):
-                raise ValueError("invalid budget_factor")
             history = [dict(h) for h in state["history"]]
             self.learner.load_state_dict(state["learner"])  # validates everything before changing anything
             self.failure_penalty, self.max_attempts, self.maxiter = failure_penalty, max_attempts, maxiter
