@@ -74,6 +74,18 @@ double nrm2(const T* x, std::size_t n) {
     return scale * std::sqrt(t);
 }
 
+namespace detail {
+
+// sqrt of a sum of squares of v, recomputed overflow/underflow-safe by nrm2
+// when the plain sum left double's range.
+template <class T>
+double norm_from_sumsq(double sumsq, const T* v, std::size_t n) {
+    if (std::isnan(sumsq) || !sumsq_out_of_range(sumsq) || sumsq == 0.0) return std::sqrt(sumsq);
+    return nrm2(v, n);
+}
+
+}  // namespace detail
+
 // y += alpha x
 template <class T>
 void axpy(T alpha, const T* x, T* y, std::size_t n) {

@@ -202,14 +202,6 @@ inline bool finite_value(T v) {
     return std::abs(v) <= std::numeric_limits<T>::max();
 }
 
-// sqrt of a sum of squares, recomputed overflow/underflow-safe from the vector
-// when the plain sum left double's range.
-template <class T>
-inline double norm_from_sumsq(double sumsq, const T* v, std::size_t n) {
-    if (std::isnan(sumsq) || !sumsq_out_of_range(sumsq) || sumsq == 0.0) return std::sqrt(sumsq);
-    return nrm2(v, n);
-}
-
 inline double sum_in_order(const std::vector<double>& extra, std::size_t n) {
     double s = 0.0;
     for (std::size_t c = 0, k = num_chunks(n); c < k; ++c) s += extra[c];

@@ -9,8 +9,8 @@
 // second sweep fused into the first update. The second update is skipped when
 // ||c|| <= 16 eps ||w|| (it would move w by less than its rounding; w is then
 // orthogonal to V to that level), so the basis is streamed 2 or 3 times per
-// step instead of once per basis vector with w re-read each time as in MGS.
-// CGS2 keeps ||I - V^T V|| at O(eps) whatever the conditioning of A M^{-1}.
+// step instead of once per basis vector with w re-read each time as in MGS
+// (gram_schmidt.hpp). CGS2 keeps ||I - V^T V|| at O(eps) whatever the conditioning of A M^{-1}.
 // Givens rotations reduce H_k to triangular form, so |g_k| is the residual
 // norm of min_y ||beta e_1 - H_k y|| = ||b - A (x + Z_k y)|| without forming it.
 // The cycle ends after m inner steps, on convergence of that estimate, on
@@ -33,131 +33,12 @@
 #include <limits>
 #include <vector>
 
+#include "gram_schmidt.hpp"
 #include "krylov_common.hpp"
 
 namespace krylearn {
 
 namespace detail {
-
-// Rows per register-friendly block inside a reduction chunk (kChunk is a
-// multiple of it): the Gram-Schmidt kernels keep a block of w in double and
-// stream the matching block of every basis vector past it.
-constexpr std::size_t kGsBlock = 256;
-
-// p[i] += v_i[0:len) . w[0:len) for the k vectors v_i = v + i ld: four basis
-// vectors per pass over w, two rows per step (independent accumulators in a
-// fixed order, so the result is deterministic).
-template <class T>
-void add_block_dots(const T* v, std::size_t ld, std::size_t k, const T* w, std::size_t len, double* p) {
-    std::size_t i = 0;
-    for (; i + 4 <= k; i += 4) {
-        const T *v0 = v + i * ld, *v1 = v0 + ld, *v2 = v1 + ld, *v3 = v2 + ld;
-        double a0 = 0, b0 = 0, a1 = 0, b1 = 0, a2 = 0, b2 = 0, a3 = 0, b3 = 0;
-        std::size_t r = 0;
-        for (; r + 2 <= len; r += 2) {
-            const double w0 = double(w[r]), w1 = double(w[r + 1]);
-            a0 += double(v0[r]) * w0, b0 += double(v0[r + 1]) * w1;
-            a1 += double(v1[r]) * w0, b1 += double(v1[r + 1]) * w1;
-            a2 += double(v2[r]) * w0, b2 += double(v2[r + 1]) * w1;
-            a3 += double(v3[r]) * w0, b3 += double(v3[r + 1]) * w1;
-        }
-        if (r < len) {
-            const double w0 = double(w[r]);
-            a0 += double(v0[r]) * w0, a1 += double(v1[r]) * w0, a2 += double(v2[r]) * w0, a3 += double(v3[r]) * w0;
-        }
-        p[i] += a0 + b0, p[i + 1] += a1 + b1, p[i + 2] += a2 + b2, p[i + 3] += a3 + b3;
-    }
-    for (; i < k; ++i) p[i] += dot_range(v + i * ld, w, 0, len);
-}
-
-// acc[0:len) -= sum_i h_i v_i[0:len), four basis vectors per pass over acc.
-template <class T>
-void subtract_block(const T* v, std::size_t ld, std::size_t k, const double* h, double* acc, std::size_t len) {
-    std::size_t i = 0;
-    for (; i + 4 <= k; i += 4) {
-        const T *v0 = v + i * ld, *v1 = v0 + ld, *v2 = v1 + ld, *v3 = v2 + ld;
-        const double h0 = h[i], h1 = h[i + 1], h2 = h[i + 2], h3 = h[i + 3];
-        for (std::size_t r = 0; r < len; ++r)
-            acc[r] -= (h0 * double(v0[r]) + h1 * double(v1[r])) + (h2 * double(v2[r]) + h3 * double(v3[r]));
-    }
-    for (; i < k; ++i) {
-        const double hi = h[i];
-        const T* vi = v + i * ld;
-        for (std::size_t r = 0; r < len; ++r) acc[r] -= hi * double(vi[r]);
-    }
-}
-
-// Classical Gram-Schmidt against the k vectors v_i = V + i n (the columns of
-// the contiguous n x k basis), one sweep = two passes over V.
-// Deterministic: every chunk of kChunk rows (common.hpp) reduces its rows in a
-// fixed order into its own slot of `partial`, and the slots are summed in
-// chunk order, so the bits do not depend on the number of threads.
-template <class T>
-class GramSchmidt {
-public:
-    GramSchmidt(std::size_t n, std::size_t max_k) : n_(n), stride_(max_k + 1), partial_(num_chunks(n) * stride_) {}
-
-    // h[i] = v_i . w (i < k); returns w . w. One pass over w and V.
-    double project(const T* V, std::size_t k, const T* w, double* h) {
-        run_chunks(k, [&](std::size_t b, std::size_t e, double* p) {
-            std::fill(p, p + k, 0.0);
-            for (std::size_t sb = b; sb < e; sb += kGsBlock)
-                add_block_dots(V + sb, n_, k, w + sb, std::min(e, sb + kGsBlock) - sb, p);
-            p[k] = dot_range(w, w, b, e);
-        });
-        return reduce(k, h);
-    }
-
-    // w -= V h; then, when h_next is given, h_next[i] = v_i . w (the new w)
-    // while the block of V is still in cache. Returns the new w . w.
-    double subtract(const T* V, std::size_t k, const double* h, T* w, double* h_next) {
-        run_chunks(k, [&](std::size_t b, std::size_t e, double* p) {
-            std::fill(p, p + k + 1, 0.0);
-            double acc[kGsBlock];
-            for (std::size_t sb = b; sb < e; sb += kGsBlock) {
-                const std::size_t len = std::min(e, sb + kGsBlock) - sb;
-                T* ws = w + sb;
-                for (std::size_t r = 0; r < len; ++r) acc[r] = double(ws[r]);
-                subtract_block(V + sb, n_, k, h, acc, len);
-                for (std::size_t r = 0; r < len; ++r) ws[r] = T(acc[r]);
-                if (h_next) add_block_dots(V + sb, n_, k, ws, len, p);
-                p[k] += dot_range(ws, ws, 0, len);
-            }
-        });
-        return reduce(k, h_next);
-    }
-
-private:
-    // body(begin, end, slots) for every chunk, each with its own k + 1 slots.
-    template <class F>
-    void run_chunks(std::size_t k, F&& body) {
-        const auto chunks = static_cast<std::ptrdiff_t>(num_chunks(n_));
-        double* partial = partial_.data();
-        const std::size_t stride = stride_;
-#pragma omp parallel for schedule(static) if (chunks > 1 && n_ * (k + 1) >= kParallelMin)
-        for (std::ptrdiff_t c = 0; c < chunks; ++c) {
-            const std::size_t b = std::size_t(c) * kChunk;
-            body(b, std::min(n_, b + kChunk), partial + std::size_t(c) * stride);
-        }
-    }
-    // out[i] = sum over chunks of slot i (i < k), in chunk order; returns the
-    // sum of slot k.
-    double reduce(std::size_t k, double* out) const {
-        const std::size_t chunks = num_chunks(n_);
-        if (out)
-            for (std::size_t i = 0; i < k; ++i) {
-                double s = 0.0;
-                for (std::size_t c = 0; c < chunks; ++c) s += partial_[c * stride_ + i];
-                out[i] = s;
-            }
-        double s = 0.0;
-        for (std::size_t c = 0; c < chunks; ++c) s += partial_[c * stride_ + k];
-        return s;
-    }
-
-    std::size_t n_, stride_;
-    std::vector<double> partial_;
-};
 
 // out = sum_{i<k} y_i basis_i (basis_i = basis + i n), accumulated in double
 // in a fixed order.
@@ -192,7 +73,7 @@ KrylovResult gmres(const LinearOperator<T>& op, const LinearOperator<T>* M, cons
 
     std::vector<T> V((m + 1) * n), Z(flexible ? m * n : 0), work(n), update(M && !flexible ? n : 0);
     std::vector<double> H((m + 1) * m), cs(m), sn(m), g(m + 1), y(m), correction(m + 1);
-    detail::GramSchmidt<T> gs(n, m + 1);
+    GramSchmidt<T> gs(n, m + 1);
     ReductionScratch scratch(n);
     auto v = [&](std::size_t i) { return V.data() + i * n; };
     auto h = [&](std::size_t i, std::size_t j) -> double& { return H[j * (m + 1) + i]; };

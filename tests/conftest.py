@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,3 +30,19 @@ def poisson2d(m: int, dtype=np.float64) -> sp.csr_array:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def digests_per_thread_count():
+    """``run(script)``: the distinct outputs (digests) of ``script`` run with 1 and with 2 OpenMP threads."""
+
+    def run(script: str) -> set[str]:
+        digests = set()
+        for threads in ("1", "2"):
+            env = dict(os.environ, OMP_NUM_THREADS=threads)
+            proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+            assert proc.returncode == 0, proc.stderr
+            digests.add(proc.stdout.strip())
+        return digests
+
+    return run

@@ -154,3 +154,30 @@ def test_arnoldi_bad_input():
         call(estimates=ro)
     with pytest.raises(ValueError):
         call(M=lambda r: np.ones(n - 1), Z=np.zeros((n, steps), order="F"))  # a preconditioner of the wrong size
+
+
+def test_arnoldi_does_not_depend_on_thread_count(digests_per_thread_count):
+    # n = 12100: three row chunks, so the Gram-Schmidt sweeps run on both threads. The input is built
+    # without BLAS, whose results may depend on its own thread count: C holds normalised indicators of
+    # disjoint row blocks, and v has zero mean on each block.
+    script = """
+import hashlib
+import numpy as np
+from krylearn import _kernels as K
+from krylearn._validation import as_kernel_matrix
+from krylearn.bench.problems import poisson2d
+A = poisson2d(110)
+n, kc, s = A.shape[0], 5, 20
+blk = n // kc
+W = np.zeros((n, kc + s + 1), order="F")
+v = np.cos(np.arange(n) * 0.37)
+for i in range(kc):
+    W[i * blk:(i + 1) * blk, i] = blk ** -0.5
+    v[i * blk:(i + 1) * blk] -= v[i * blk:(i + 1) * blk].mean()
+beta = np.sqrt(np.sum(v * v))
+W[:, kc] = v / beta
+H, y, est = np.zeros((kc + s + 1, s), order="F"), np.zeros(s), np.zeros(s)
+assert K.gcrodr_arnoldi(as_kernel_matrix(A), None, W, None, H, y, est, kc, s, beta, 0.0) == (s, 0)
+print(hashlib.sha256(W.tobytes() + H.tobytes() + y.tobytes()).hexdigest())
+"""
+    assert len(digests_per_thread_count(script)) == 1
