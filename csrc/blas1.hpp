@@ -113,13 +113,15 @@ void copy(const T* x, T* y, std::size_t n) {
     if (x != y && n) std::memcpy(y, x, n * sizeof(T));
 }
 
-// True when every x_i is finite (no NaN, no +-inf).
+// True when every x_i is finite (no NaN, no +-inf): x_i * 0 is (+-)0 for a
+// finite x_i and NaN otherwise, so the sum of them is 0 exactly when all are
+// finite, in any summation order (a vectorised reduction).
 template <class T>
 bool all_finite(const T* x, std::size_t n) {
-    int ok = 1;
-#pragma omp parallel for schedule(static) reduction(& : ok) if (n >= kParallelMin)
-    for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(n); ++i) ok &= int(x[i] - x[i] == T(0));
-    return ok != 0;
+    T s = T(0);
+#pragma omp parallel for simd schedule(static) reduction(+ : s) if (n >= kParallelMin)
+    for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(n); ++i) s += x[i] * T(0);
+    return s == T(0);
 }
 
 }  // namespace krylearn

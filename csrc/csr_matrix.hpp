@@ -11,6 +11,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -25,11 +26,11 @@ namespace py = pybind11;
 
 namespace detail {
 
-// Structural checks of CSR arrays; returns an empty string when valid, else
-// the reason. Runs without the GIL.
+// The reason the CSR arrays are invalid, found by walking them entry by entry
+// (the slow path of csr_structure_error, for the message).
 template <class I>
-std::string csr_structure_error(const I* indptr, std::size_t n_rows, const I* indices, std::size_t nnz,
-                                std::size_t n_cols) {
+std::string csr_structure_reason(const I* indptr, std::size_t n_rows, const I* indices, std::size_t nnz,
+                                 std::size_t n_cols) {
     if (indptr[0] != 0) return "indptr[0] must be 0, got " + std::to_string(indptr[0]);
     for (std::size_t i = 0; i < n_rows; ++i)
         if (indptr[i + 1] < indptr[i])
@@ -49,6 +50,34 @@ std::string csr_structure_error(const I* indptr, std::size_t n_rows, const I* in
         }
     }
     return {};
+}
+
+// Structural checks of CSR arrays; returns an empty string when valid, else
+// the reason. Runs without the GIL. Valid arrays take three branch-free
+// passes: indptr non-decreasing from 0 to nnz; every index in [0, n_cols)
+// (min and max); and every drop indices[k] <= indices[k - 1] at a row start
+// (counted over all k, then over the row starts: the two counts must agree).
+template <class I>
+std::string csr_structure_error(const I* indptr, std::size_t n_rows, const I* indices, std::size_t nnz,
+                                std::size_t n_cols) {
+    bool ok = indptr[0] == 0 && static_cast<std::size_t>(indptr[n_rows]) == nnz;
+    for (std::size_t i = 0; i < n_rows; ++i) ok &= indptr[i + 1] >= indptr[i];
+    if (ok && nnz > 0) {
+        I lo = indices[0], hi = indices[0];
+        std::size_t drops = 0;
+        for (std::size_t k = 1; k < nnz; ++k) {
+            lo = std::min(lo, indices[k]);
+            hi = std::max(hi, indices[k]);
+            drops += indices[k] <= indices[k - 1];
+        }
+        std::size_t row_start_drops = 0;
+        for (std::size_t i = 0; i < n_rows; ++i) {
+            const auto k = static_cast<std::size_t>(indptr[i]);
+            row_start_drops += k > 0 && k < static_cast<std::size_t>(indptr[i + 1]) && indices[k] <= indices[k - 1];
+        }
+        ok = lo >= 0 && static_cast<std::size_t>(hi) < n_cols && drops == row_start_drops;
+    }
+    return ok ? std::string() : csr_structure_reason(indptr, n_rows, indices, nnz, n_cols);
 }
 
 }  // namespace detail

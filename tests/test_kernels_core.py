@@ -537,6 +537,44 @@ def test_csr_matrix_rejects_malformed_arrays(mutate, match):
         K.CsrMatrix(p, i, d, 3)
 
 
+def test_csr_structure_check_agrees_with_a_reference_on_random_patterns():
+    # Random patterns with empty rows, drops across row boundaries (valid) and inside rows (invalid):
+    # the native check's branch-free passes accept exactly the arrays a row-by-row reference accepts.
+    rng = np.random.default_rng(7)
+    outcomes = set()
+    for trial in range(400):
+        n_rows, n_cols = int(rng.integers(1, 8)), int(rng.integers(1, 8))
+        indptr = np.concatenate([[0], np.cumsum(rng.integers(0, 4, n_rows))]).astype(np.int32)
+        indices = rng.integers(-1, n_cols + 1, int(indptr[-1])).astype(np.int32)
+        if trial % 2:  # mostly valid rows: sorted and unique where possible
+            for a, b in zip(indptr[:-1], indptr[1:]):
+                row = np.unique(indices[a:b])
+                indices[a:b] = np.concatenate([row, np.full(b - a - len(row), row[-1] if len(row) else 0)])
+        rows = [indices[a:b] for a, b in zip(indptr[:-1], indptr[1:])]
+        valid = all(np.all(np.diff(r) > 0) and np.all((r >= 0) & (r < n_cols)) for r in rows)
+        outcomes.add(valid)
+        if valid:
+            K.CsrMatrix(indptr, indices, np.ones(len(indices)), n_cols)
+        else:
+            with pytest.raises(ValueError, match="strictly increasing|out of range"):
+                K.CsrMatrix(indptr, indices, np.ones(len(indices)), n_cols)
+    assert outcomes == {True, False}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_csr_matrix_finiteness_check_finds_one_bad_value_anywhere(dtype, bad):
+    n = 70_000  # above kParallelMin: the vectorised, threaded reduction
+    indptr = np.arange(n + 1, dtype=np.int32)
+    indices = np.arange(n, dtype=np.int32)
+    K.CsrMatrix(indptr, indices, np.full(n, -3.0, dtype), n)
+    for position in (0, n // 2 + 1, n - 1):
+        data = np.full(n, -3.0, dtype)
+        data[position] = bad
+        with pytest.raises(ValueError, match="NaN or Inf"):
+            K.CsrMatrix(indptr, indices, data, n)
+
+
 def test_csr_matrix_rejects_bad_dtypes_and_types():
     p, i, d = csr_parts()
     with pytest.raises(TypeError, match="same dtype"):
