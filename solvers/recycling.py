@@ -17,7 +17,8 @@ one restart cycle) to the next:
   drops dependent columns.
 - Recycled (deflated) PCG (Saad, Yeung, Erhel, Guyomarc'h, SISC 2000) for SPD
   matrices: W (n x k, A-orthonormal) is removed from every direction,
-  p <- z + beta p - W (AW)^T z, and after each solve W is refreshed from
+  p <- z + beta p - W (AW)^T z (native loop: ``_kernels.deflated_cg``), and
+  after each solve W is refreshed from
   [W, first l search directions] by the Rayleigh-Ritz problem
   (AZ)^T M^{-1} (AZ) y = theta (Z^T A Z) y (eigenvalues of M^{-1} A).
 
@@ -559,7 +560,7 @@ class RecyclingSolver:
             F = T.T @ (AZ.T @ (AZ if MAZ is None else MAZ)) @ T
             _, Y = np.linalg.eigh(0.5 * (F + F.T))  # ascending theta
             T = T @ (Y[:, :select] if self.keep == "smallest" else Y[:, -select:])
-        Z, AZ = Z @ T, AZ @ T
+        Z, AZ = (T.T @ Z.T).T, (T.T @ AZ.T).T  # Z T and AZ T column-major (what the native loop reads), no copy
         MAZ = None if MAZ is None else MAZ @ T
         self._U, self._C, self._MC = Z, AZ, MAZ
 
@@ -568,92 +569,20 @@ class RecyclingSolver:
         details = {"matvecs": 0, "cycles": 0, "dropped": 0}
         if self._U is not None and not same_matrix:
             self._refresh_cg_space(op, details)
-        W, AW = self._U, self._C
-        r = op.residual(b, x)
-        details["matvecs"] += 1
-        residuals = [float(np.linalg.norm(r))]
-
-        def deflate(v: np.ndarray) -> np.ndarray:
-            """v - W (AW)^T v: the part of v A-orthogonal to W."""
-            return v - W @ (AW.T @ v) if W is not None else v.copy()
-
-        if W is not None:  # x0 <- x0 + W (W^T A W)^{-1} W^T r0 (W is A-orthonormal)
-            c = W.T @ r
-            x += W @ c
-            r -= AW @ c
         ell = min(self.ell, maxiter) if k else 0
         P, AP, MAP = (np.empty((n, ell), order="F") for _ in range(3))
-        stored = 0
-        z = np.array(op.precondition(r), copy=True)
-        rz = float(r @ z)
-        p = deflate(z)
-        q = np.empty(n)
-        rnorm = float(np.linalg.norm(r))
-        its, info = 0, 0
-        while rnorm > tol:
-            if its >= maxiter:
-                break
-            if not np.isfinite(rz):
-                info = -3
-                break
-            if rz <= 0.0:
-                info = -2  # M is not SPD
-                break
-            op.matvec(p, q)
-            pq = float(p @ q)
-            if not np.isfinite(pq):
-                info = -3
-                break
-            if pq <= 0.0:
-                info = -1  # A is not SPD
-                break
-            alpha = rz / pq
-            x += alpha * p
-            r -= alpha * q
-            its += 1
-            z_new = np.array(op.precondition(r), copy=True)
-            if stored < ell:  # M^{-1} A p = (z_old - z_new) / alpha, free from the recurrence
-                P[:, stored], AP[:, stored], MAP[:, stored] = p, q, (z - z_new) / alpha
-                stored += 1
-            rnorm = float(np.linalg.norm(r))
-            residuals.append(rnorm)
-            if callback is not None:
-                callback(x)
-            if rnorm <= tol:  # confirm with the true residual; restart from it if the recurrence drifted
-                r = op.residual(b, x)
-                details["matvecs"] += 1
-                rnorm = float(np.linalg.norm(r))
-                residuals[-1] = rnorm
-                if rnorm <= tol:
-                    break
-                ell = stored  # the recurrence identity for M^{-1} A p no longer holds
-                if W is not None:
-                    c = W.T @ r
-                    x += W @ c
-                    r -= AW @ c
-                z = np.array(op.precondition(r), copy=True)
-                rz = float(r @ z)
-                p = deflate(z)
-                continue
-            rz_new = float(r @ z_new)
-            beta = rz_new / rz
-            z, rz = z_new, rz_new
-            p *= beta
-            p += z
-            if W is not None:
-                p -= W @ (AW.T @ z)
-        details["matvecs"] += its
-        if info == 0 and rnorm > tol:
-            info = max(its, 1)
-        if k and (stored or W is not None):
+        its, info, stored, matvecs, residuals = _kernels.deflated_cg(op.kernel, op.loop_pc, self._U, self._C, b, x,
+                                                                     tol, maxiter, ell, P, AP, MAP, callback)
+        details["matvecs"] += matvecs
+        if k and (stored or self._U is not None):
             Zs, AZs, MZs = [P[:, :stored]], [AP[:, :stored]], [MAP[:, :stored]]
-            if W is not None:
-                Zs.insert(0, W)
-                AZs.insert(0, AW)
+            if self._U is not None:
+                Zs.insert(0, self._U)
+                AZs.insert(0, self._C)
                 MZs.insert(0, self._MC)
             MAZ = np.hstack(MZs) if op.pc is not None else None
             self._set_cg_space(np.hstack(Zs), np.hstack(AZs), MAZ, details, select=k)
-        return x, info, its, residuals, details
+        return x, info, its, residuals.tolist(), details
 
 
 def _same_csr(a: sp.csr_array, b: sp.csr_array) -> bool:
