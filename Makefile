@@ -50,7 +50,7 @@ petsc: venv system
 
 # torch is pinned to the CPU build on local disk; everything else from wheels.
 install: venv petsc
-	$(BIN)/pip install torch==2.13.0 "pybind11>=2.12" "setuptools>=69" wheel pytest hypothesis
+	$(BIN)/pip install torch==2.13.0 "pybind11>=2.12" "setuptools>=77" wheel pytest hypothesis
 	$(BIN)/pip install --no-build-isolation -e ".[all,test]"
 
 bench: setup
