@@ -1,4 +1,4 @@
-"""``krylearn bench --suite kernels``: time per CG iteration, native vs SciPy vs PETSc.
+"""``krylearn bench --suite kernels``: time per CG / GMRES iteration, native vs SciPy vs PETSc.
 
 Same matrix, same b (seeded N(0, I)), x0 = 0 and a fixed iteration count K
 (rtol = atol = 0; PETSc with KSP_NORM_NONE, i.e. no convergence test) in one
@@ -7,7 +7,10 @@ run, best of a few repetitions:
 - CG: krylearn's native loop ``_kernels.cg`` vs ``scipy.sparse.linalg.cg``
   (best of 1 and the default number of OpenBLAS threads) vs PETSc KSPCG;
 - SSOR-PCG (omega = 1) vs PETSc PCSOR (symmetric sweep), IC(0)-PCG vs
-  PETSc PCICC (level 0).
+  PETSc PCICC (level 0);
+- GMRES(30) without a preconditioner: ``_kernels.gmres`` (CGS2) vs
+  ``scipy.sparse.linalg.gmres`` vs PETSc KSPGMRES (one CGS sweep, its
+  default), same K iterations (reported, no target).
 
 Plain CG also gets achieved GB/s under the byte model "matrix once
 (values + column indices + row pointers) + 7 vectors of n doubles per
@@ -35,7 +38,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from . import problems as gen
-from .baselines import blas_threads, petsc_ksp, petsc_matrix, petsc_or_reason
+from .baselines import RESTART, blas_threads, petsc_ksp, petsc_matrix, petsc_or_reason
 from .report import print_table, progress, results_dir, write_rows
 
 BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
@@ -117,8 +120,36 @@ def _scipy_cg(A: sp.csr_array, b: np.ndarray, K: int) -> Callable[[], tuple[floa
     return run
 
 
-def _petsc_cg(PETSc, mat, b: np.ndarray, pc: str, K: int):
-    ksp = petsc_ksp(PETSc, mat, "cg", pc, rtol=0.0, maxiter=K, norm="none")
+def _native_gmres(A_kernel, b: np.ndarray, K: int) -> Callable[[], tuple[float, int]]:
+    from krylearn import _kernels
+
+    def run():
+        x = np.zeros_like(b)
+        t0 = time.perf_counter()
+        iterations, _, _ = _kernels.gmres(A_kernel, b, x, None, RESTART, 0.0, 0.0, K, None, "pr_norm", False)
+        return time.perf_counter() - t0, int(iterations)
+
+    return run
+
+
+def _scipy_gmres(A: sp.csr_array, b: np.ndarray, K: int) -> Callable[[], tuple[float, int]]:
+    def run():
+        count = [0]
+
+        def tick(_):
+            count[0] += 1
+
+        t0 = time.perf_counter()  # SciPy's maxiter counts restart cycles
+        spla.gmres(A, b, rtol=0.0, atol=0.0, restart=RESTART, maxiter=math.ceil(K / RESTART), callback=tick,
+                   callback_type="pr_norm")
+        return time.perf_counter() - t0, count[0]
+
+    return run
+
+
+def _petsc_run(PETSc, mat, b: np.ndarray, method: str, pc: str, K: int):
+    """KSP ``method`` ("cg": no norm, no convergence test; "gmres": rtol 0, which GMRES needs a norm for)."""
+    ksp = petsc_ksp(PETSc, mat, method, pc, rtol=0.0, maxiter=K, norm="none" if method == "cg" else "unpreconditioned")
     ksp.setUp()
     bv, xv = mat.createVecs()
     bv.setArray(b)
@@ -172,9 +203,10 @@ def _ratio(a: float, b: float) -> float:
 
 
 def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The issue's targets as ratios of ms/iteration (< limit: met)."""
+    """The issue's targets (CG and PCG) as ratios of ms/iteration (< limit: met)."""
     def ms(problem, library, pc):
-        found = [r["ms_per_iter"] for r in rows if (r["problem"], r["library"], r["pc"]) == (problem, library, pc)]
+        found = [r["ms_per_iter"] for r in rows
+                 if (r["problem"], r["method"], r["library"], r["pc"]) == (problem, "cg", library, pc)]
         return found[0] if found else math.nan
 
     out = []
@@ -241,30 +273,38 @@ def main(argv: list[str] | None = None) -> int:
         L, _ = _kernels.ic0(A_kernel)
         native_pcs = {"ssor": _kernels.ssor_preconditioner(A_kernel, 1.0), "ic0": _kernels.ic_preconditioner(L)}
         mat = petsc_matrix(PETSc, A) if PETSc is not None else None
-        runs: list[tuple[str, str, str, int, Callable]] = [("krylearn", "none", "", K_cg, _native_cg(A_kernel, b, None, K_cg))]
-        runs += [("krylearn", pc, "", K_pcg, _native_cg(A_kernel, b, M, K_pcg)) for pc, M in native_pcs.items()]
+        gmres = f"gmres({RESTART})"
+        runs: list[tuple[str, str, str, str, int, Callable]] = [
+            ("cg", "krylearn", "none", "", K_cg, _native_cg(A_kernel, b, None, K_cg))]
+        runs += [("cg", "krylearn", pc, "", K_pcg, _native_cg(A_kernel, b, M, K_pcg)) for pc, M in native_pcs.items()]
+        runs.append((gmres, "krylearn", "none", "", K_cg, _native_gmres(A_kernel, b, K_cg)))
         for threads in (1, None):
             label = f"OpenBLAS threads: {threads or 'default'}"
-            runs.append(("scipy", "none", label, K_cg, lambda t=threads: _blas_limited(t, _scipy_cg(A, b, K_cg))))
+            runs.append(("cg", "scipy", "none", label, K_cg, lambda t=threads: _blas_limited(t, _scipy_cg(A, b, K_cg))))
+            runs.append((gmres, "scipy", "none", label, K_cg,
+                         lambda t=threads: _blas_limited(t, _scipy_gmres(A, b, K_cg))))
         if PETSc is not None:
-            runs.append(("petsc", "none", "1 MPI rank", K_cg, _petsc_cg(PETSc, mat, b, "none", K_cg)))
-            runs += [("petsc", pc, "1 MPI rank", K_pcg, _petsc_cg(PETSc, mat, b, pc, K_pcg)) for pc in ("sor", "icc")]
+            runs.append(("cg", "petsc", "none", "1 MPI rank", K_cg, _petsc_run(PETSc, mat, b, "cg", "none", K_cg)))
+            runs += [("cg", "petsc", pc, "1 MPI rank", K_pcg, _petsc_run(PETSc, mat, b, "cg", pc, K_pcg))
+                     for pc in ("sor", "icc")]
+            runs.append((gmres, "petsc", "none", "1 MPI rank", K_cg, _petsc_run(PETSc, mat, b, "gmres", "none", K_cg)))
         measured = []
         *timings, (copy_seconds, _) = interleaved_best([run for *_, run in runs] + [copy], repeats)
         bandwidth = max(bandwidth, copy_bytes / copy_seconds / 1e9)  # best copy seen in the run
-        for (library, pc, note, K, _), (seconds, iterations) in zip(runs, timings):
+        for (method, library, pc, note, K, _), (seconds, iterations) in zip(runs, timings):
             if iterations != K:
                 note = f"{note}; stopped after {iterations} of {K}".lstrip("; ")
-            measured.append({"problem": name, "n": n, "nnz": A.nnz, "library": library, "pc": pc,
+            measured.append({"problem": name, "n": n, "nnz": A.nnz, "method": method, "library": library, "pc": pc,
                              "iterations": iterations, "ms_per_iter": 1e3 * seconds, "note": note})
-        scipy_rows = [r for r in measured if r["library"] == "scipy"]
-        slower = max(scipy_rows, key=lambda r: r["ms_per_iter"])
-        measured.remove(slower)  # SciPy: keep the faster OpenBLAS thread setting
+        for method in ("cg", gmres):  # SciPy: keep the faster OpenBLAS thread setting
+            scipy_rows = [r for r in measured if (r["library"], r["method"]) == ("scipy", method)]
+            measured.remove(max(scipy_rows, key=lambda r: r["ms_per_iter"]))
         for r in measured:
-            if r["pc"] == "none":
+            if (r["method"], r["pc"]) == ("cg", "none"):
                 r["GB/s"] = cg_bytes(A) / (r["ms_per_iter"] * 1e-3) / 1e9
         rows += measured
-        native_ms = next(r["ms_per_iter"] for r in measured if (r["library"], r["pc"]) == ("krylearn", "none"))
+        native_ms = next(r["ms_per_iter"] for r in measured
+                         if (r["method"], r["library"], r["pc"]) == ("cg", "krylearn", "none"))
         parts.append(breakdown(name, A, A_kernel, native_pcs, PETSc, mat, native_ms))
         if mat is not None:
             mat.destroy()
@@ -274,9 +314,10 @@ def main(argv: list[str] | None = None) -> int:
             r["% of copy BW"] = 100 * r["GB/s"] / bandwidth
             r["bound_ms"] = r["ms_per_iter"] * r["GB/s"] / bandwidth  # the model's bytes at copy bandwidth
 
-    print_table(rows, f"ms per CG iteration (fixed iteration count, x0 = 0); copy bandwidth {bandwidth:.1f} GB/s (best seen); "
-                f"bytes/iter = matrix + {VECTORS_PER_ITERATION} vectors",
-                ["problem", "n", "library", "pc", "iterations", "ms_per_iter", "GB/s", "% of copy BW", "bound_ms", "note"])
+    print_table(rows, f"ms per iteration (fixed iteration count, x0 = 0); copy bandwidth {bandwidth:.1f} GB/s (best seen); "
+                f"CG bytes/iter = matrix + {VECTORS_PER_ITERATION} vectors",
+                ["problem", "n", "method", "library", "pc", "iterations", "ms_per_iter", "GB/s", "% of copy BW",
+                 "bound_ms", "note"])
     goal = targets(rows)
     print_table(goal, "targets (ratio of ms/iteration)")
     print_table(parts, "native per-iteration breakdown (ms; sum = SpMV + 2 dot + 3 axpy, unfused)")
