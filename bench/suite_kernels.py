@@ -107,7 +107,8 @@ def _native_cg(A_kernel, b: np.ndarray, M, K: int) -> Callable[[], tuple[float, 
     return run
 
 
-def _scipy_cg(A: sp.csr_array, b: np.ndarray, K: int) -> Callable[[], tuple[float, int]]:
+def _scipy_run(solver: Callable, A: sp.csr_array, b: np.ndarray, **options) -> Callable[[], tuple[float, int]]:
+    """``solver`` (``scipy.sparse.linalg.cg`` / ``gmres``) with rtol = atol = 0, counting iterations by callback."""
     def run():
         count = [0]
 
@@ -115,7 +116,7 @@ def _scipy_cg(A: sp.csr_array, b: np.ndarray, K: int) -> Callable[[], tuple[floa
             count[0] += 1
 
         t0 = time.perf_counter()
-        spla.cg(A, b, rtol=0.0, atol=0.0, maxiter=K, callback=tick)
+        solver(A, b, rtol=0.0, atol=0.0, callback=tick, **options)
         return time.perf_counter() - t0, count[0]
 
     return run
@@ -129,21 +130,6 @@ def _native_gmres(A_kernel, b: np.ndarray, K: int) -> Callable[[], tuple[float, 
         t0 = time.perf_counter()
         iterations, _, _ = _kernels.gmres(A_kernel, b, x, None, RESTART, 0.0, 0.0, K, None, "pr_norm", False)
         return time.perf_counter() - t0, int(iterations)
-
-    return run
-
-
-def _scipy_gmres(A: sp.csr_array, b: np.ndarray, K: int) -> Callable[[], tuple[float, int]]:
-    def run():
-        count = [0]
-
-        def tick(_):
-            count[0] += 1
-
-        t0 = time.perf_counter()  # SciPy's maxiter counts restart cycles (K is a multiple of RESTART)
-        spla.gmres(A, b, rtol=0.0, atol=0.0, restart=RESTART, maxiter=K // RESTART, callback=tick,
-                   callback_type="pr_norm")
-        return time.perf_counter() - t0, count[0]
 
     return run
 
@@ -281,9 +267,11 @@ def main(argv: list[str] | None = None) -> int:
         runs.append((gmres, "krylearn", "none", "", K_gmres, _native_gmres(A_kernel, b, K_gmres)))
         for threads in (1, None):
             label = f"OpenBLAS threads: {threads or 'default'}"
-            runs.append(("cg", "scipy", "none", label, K_cg, lambda t=threads: _blas_limited(t, _scipy_cg(A, b, K_cg))))
-            runs.append((gmres, "scipy", "none", label, K_gmres,
-                         lambda t=threads: _blas_limited(t, _scipy_gmres(A, b, K_gmres))))
+            scipy_cg = _scipy_run(spla.cg, A, b, maxiter=K_cg)
+            scipy_gmres = _scipy_run(spla.gmres, A, b, restart=RESTART, maxiter=K_gmres // RESTART,  # maxiter: cycles
+                                     callback_type="pr_norm")
+            runs.append(("cg", "scipy", "none", label, K_cg, lambda t=threads, f=scipy_cg: _blas_limited(t, f)))
+            runs.append((gmres, "scipy", "none", label, K_gmres, lambda t=threads, f=scipy_gmres: _blas_limited(t, f)))
         if PETSc is not None:
             runs.append(("cg", "petsc", "none", "1 MPI rank", K_cg, _petsc_run(PETSc, mat, b, "cg", "none", K_cg)))
             runs += [("cg", "petsc", pc, "1 MPI rank", K_pcg, _petsc_run(PETSc, mat, b, "cg", pc, K_pcg))
