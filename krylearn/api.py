@@ -10,7 +10,9 @@ the TRUE residual ||b - A x|| <= max(atol, rtol ||b||) holds:
 - general: BiCGStab + ILU(0) (a quarter of the iteration budget), GMRES(30)
   + ILU(0), GMRES(60) + classical (Ruge-Stuben) AMG, GMRES(100) + ILU(0);
 - then, for n <= ``direct_max_n`` (default 100,000), SuperLU with iterative
-  refinement.
+  refinement. On SPD systems of at most ``SMALL_DIRECT_N`` unknowns whose
+  IC(0) needed a diagonal shift >= ``POOR_IC_SHIFT`` (a weak preconditioner,
+  many CG iterations), SuperLU goes first; the chain continues if it fails.
 
 GMRES attempts stop early when the residual falls by less than 2x over
 ``STAGNATION_WINDOW`` iterations, so a stalled configuration costs little.
@@ -65,6 +67,11 @@ KRYLOV = {
 }
 METHODS = ("auto", *KRYLOV, "sor", "ssor", "direct", "dcdm")
 DIRECT_MAX_N = 100_000
+# An IC(0) that needed a diagonal shift of at least POOR_IC_SHIFT (relative) is a weak preconditioner
+# (msc04515: shift 0.256, ~1150 CG iterations, 7x SuperLU's time); on a system of at most
+# SMALL_DIRECT_N unknowns the auto chain then tries SuperLU before CG.
+POOR_IC_SHIFT = 0.1
+SMALL_DIRECT_N = 10_000
 REFINEMENT_ROUNDS = 4
 STAGNATION_WINDOW = 200  # GMRES iterations (at least 5 restart cycles)
 
@@ -228,9 +235,11 @@ class _Progress:
 
 
 def _iterate(progress: _Progress, eq: Equilibration | None, candidate: Candidate, budget: int, callback,
-             cache: dict) -> dict:
+             cache: dict, defer=None) -> dict:
     """Run one candidate with rounds of residual correction; returns its log entry.
-    ``cache`` keeps preconditioners built from names, so later candidates reuse them."""
+    ``cache`` keeps preconditioners built from names, so later candidates reuse them.
+    ``defer(pc)``: a reason not to iterate with this preconditioner now (the log then has
+    "deferred" and no iterations), or None."""
     start = time.perf_counter()
     budget = max(1, int(budget * candidate.budget_share))
     system = progress.system
@@ -253,6 +262,11 @@ def _iterate(progress: _Progress, eq: Equilibration | None, candidate: Candidate
         log["preconditioner"] = pc.name
         if getattr(pc, "shift", None):
             log["shift"] = pc.shift
+    reason = defer(pc) if defer is not None else None
+    if reason:
+        log.update(deferred=reason, seconds=time.perf_counter() - start, residual=progress.rnorm, converged=False,
+                   residuals=np.zeros(0))
+        return log
     inner = system if eq is None else LinearSystem(system.n, system.dtype, system.b, eq.kernel, A_s)
     options = dict(candidate.options)
     histories = []
@@ -446,11 +460,26 @@ def solve(A, b, *, method="auto", M="auto", rtol=1e-8, atol=0.0, maxiter=None, x
     progress = _Progress(system, x, tol)
     cache: dict = {}
     final = None
+    direct_tried = False
+
+    def direct_first(pc) -> str | None:
+        """The reason to try SuperLU before CG + this IC(0), if there is one (module doc)."""
+        shift = getattr(pc, "shift", None) or 0.0
+        if direct_tried or not direct_ok or not fallback or system.n > SMALL_DIRECT_N or shift < POOR_IC_SHIFT:
+            return None
+        return f"IC(0) needed a diagonal shift of {shift:g}: SuperLU first at n = {system.n}"
+
     while chain and not progress.converged:
         candidate = chain.pop(0)
-        log = _iterate(progress, equilibration(candidate), candidate, budget, callback, cache)
+        defer = direct_first if (method, kind, candidate.label) == ("auto", "spd", "cg+ic0") and auto_pc else None
+        log = _iterate(progress, equilibration(candidate), candidate, budget, callback, cache, defer)
         progress.attempts.append(log)
         final = log
+        if "deferred" in log:
+            final, direct_tried = _direct(progress), True
+            progress.attempts.append(final)
+            chain.insert(0, candidate)  # not solved (singular LU, say): CG + IC(0) after all
+            continue
         if deferred and not progress.converged:
             kind, deferred = classify(system.properties), False
             chain = _chain(kind, method, M, _have_amg())[1:]
@@ -459,7 +488,7 @@ def solve(A, b, *, method="auto", M="auto", rtol=1e-8, atol=0.0, maxiter=None, x
         if candidate.method == "cg" and log["info"] == -1 and fallback and kind == "spd":
             kind = "symmetric"  # p^T A p <= 0: A is indefinite after all; MINRES and ILU next
             chain = _chain(kind, "auto", M, _have_amg())
-    if not progress.converged and direct_ok and (fallback or method == "direct"):
+    if not progress.converged and direct_ok and not direct_tried and (fallback or method == "direct"):
         final = _direct(progress)
         progress.attempts.append(final)
 

@@ -61,7 +61,9 @@ def test_symmetric_indefinite_picks_minres(rng):
 def test_cg_breakdown_switches_to_minres(rng):
     A = sp.csr_array(poisson2d(15) - 1.5 * sp.eye_array(225))  # positive diagonal but indefinite
     b = rng.standard_normal(225)
-    result = krylearn.solve(A, b, rtol=1e-9)
+    # with the direct fallback, SuperLU goes first (IC(0) needs a large shift on this small system)
+    assert krylearn.solve(A, b, rtol=1e-9).method == "direct"
+    result = krylearn.solve(A, b, rtol=1e-9, direct=False)
     attempts = result.details["attempts"]
     assert attempts[0]["method"] == "cg" and attempts[0]["info"] < 0
     assert result.method == "minres"
@@ -305,3 +307,44 @@ def test_solve_leaves_a_canonical_input_untouched(rng):
     for method in ("auto", "gmres", "minres", "direct"):
         krylearn.solve(A, b, method=method)
     assert all(np.array_equal(u, v) for u, v in zip(before, (A.data, A.indices, A.indptr)))
+
+
+def _spd_with_ic0_shift(n=300):
+    """Small SPD, not an M-matrix, whose IC(0) needs a diagonal shift of 0.016."""
+    rng = np.random.default_rng(1)
+    B = sp.random_array((n, n), density=0.01, random_state=rng)
+    return sp.csr_array(B @ B.T + 1e-3 * sp.eye_array(n)), rng.standard_normal(n)
+
+
+def test_poor_ic0_on_a_small_spd_system_tries_superlu_first(monkeypatch):
+    from krylearn import api
+
+    A, b = _spd_with_ic0_shift()
+    assert krylearn.solve(A, b).method == "cg"  # shift 0.016 < POOR_IC_SHIFT: CG + IC(0) as usual
+    monkeypatch.setattr(api, "POOR_IC_SHIFT", 0.01)
+    result = krylearn.solve(A, b)
+    first, second = result.details["attempts"]
+    assert (first["method"], first["preconditioner"], first["iterations"]) == ("cg", "ic0", 0)
+    assert "shift" in first["deferred"] and second["method"] == "direct"
+    assert result.method == "direct" and result.converged and true_relative_residual(A, result.x, b) <= 1e-8
+    # only for the auto chain, with the direct fallback, on small systems
+    assert krylearn.solve(A, b, method="cg").method == "cg"
+    assert krylearn.solve(A, b, direct=False).method == "cg"
+    monkeypatch.setattr(api, "SMALL_DIRECT_N", A.shape[0] - 1)
+    assert krylearn.solve(A, b).method == "cg"
+
+
+def test_failed_superlu_first_falls_back_to_cg(monkeypatch):
+    from krylearn import api
+
+    A, b = _spd_with_ic0_shift()
+    monkeypatch.setattr(api, "POOR_IC_SHIFT", 0.01)
+
+    def failing_splu(*args, **kwargs):
+        raise RuntimeError("Factor is exactly singular")
+
+    monkeypatch.setattr(api, "splu", failing_splu)
+    result = krylearn.solve(A, b)
+    assert [(a["method"], a["info"]) for a in result.details["attempts"]][:2] == [("cg", 0), ("direct", -5)]
+    assert result.method == "cg" and result.converged and len(result.details["attempts"]) == 3
+    assert true_relative_residual(A, result.x, b) <= 1e-8
