@@ -233,6 +233,48 @@ struct ReductionScratch {
     }
 };
 
+namespace detail {
+
+// One chunk [b, e) of update_direction (restrict: z, p and x never alias, so the loop vectorises);
+// even and odd rows sum p . p separately, as the scalar loop this replaces did. Returns the sum;
+// *bad = true if a step of x would overflow.
+template <class T>
+double direction_chunk(const T* __restrict z, T tb, T* __restrict p, T* __restrict x, T ta, std::size_t b,
+                       std::size_t e, bool* bad) {
+    double s0 = 0.0, s1 = 0.0;
+    int overflow = 0;
+    std::size_t i = b;
+    if (x) {
+        for (; i + 2 <= e; i += 2) {
+            const T x0 = x[i] + ta * p[i], x1 = x[i + 1] + ta * p[i + 1];
+            const bool ok0 = finite_value(x0), ok1 = finite_value(x1);
+            x[i] = ok0 ? x0 : x[i];
+            x[i + 1] = ok1 ? x1 : x[i + 1];
+            overflow |= !ok0 | !ok1;
+            const T p0 = z[i] + tb * p[i], p1 = z[i + 1] + tb * p[i + 1];
+            p[i] = p0, p[i + 1] = p1;
+            s0 += double(p0) * double(p0);
+            s1 += double(p1) * double(p1);
+        }
+    } else {
+        for (; i + 2 <= e; i += 2) {
+            const T p0 = z[i] + tb * p[i], p1 = z[i + 1] + tb * p[i + 1];
+            p[i] = p0, p[i + 1] = p1;
+            s0 += double(p0) * double(p0);
+            s1 += double(p1) * double(p1);
+        }
+    }
+    for (; i < e; ++i) {
+        if (x) overflow |= !add_finite(x[i], ta * p[i]);
+        p[i] = z[i] + tb * p[i];
+        s0 += double(p[i]) * double(p[i]);
+    }
+    *bad = overflow != 0;
+    return s0 + s1;
+}
+
+}  // namespace detail
+
 // CG direction update p = z + beta p, returning p . p (the new p). When x is
 // given, the step of the previous iteration is applied in the same pass:
 // x += alpha p with the old p (CG keeps x one step behind, which saves a
@@ -245,26 +287,10 @@ double update_direction(const T* z, double beta, T* p, std::size_t n, T* x = nul
     const T tb = T(beta), ta = T(alpha);
     unsigned char* ovf = x ? s->overflow.data() : nullptr;
     const double pp = chunked_sum(n, [=](std::size_t b, std::size_t e) {
-        double s0 = 0.0, s1 = 0.0;
-        bool ok = true;
-        std::size_t i = b;
-        for (; i + 2 <= e; i += 2) {  // the x test is loop-invariant (unswitched by the compiler)
-            if (x) {
-                ok &= detail::add_finite(x[i], ta * p[i]);
-                ok &= detail::add_finite(x[i + 1], ta * p[i + 1]);
-            }
-            const T p0 = z[i] + tb * p[i], p1 = z[i + 1] + tb * p[i + 1];
-            p[i] = p0, p[i + 1] = p1;
-            s0 += double(p0) * double(p0);
-            s1 += double(p1) * double(p1);
-        }
-        for (; i < e; ++i) {
-            if (x) ok &= detail::add_finite(x[i], ta * p[i]);
-            p[i] = z[i] + tb * p[i];
-            s0 += double(p[i]) * double(p[i]);
-        }
-        if (x) ovf[b / kChunk] = !ok;
-        return s0 + s1;
+        bool bad = false;
+        const double sum = detail::direction_chunk(z, tb, p, x, ta, b, e, &bad);
+        if (x) ovf[b / kChunk] = bad;
+        return sum;
     });
     if (x) *x_ok = !s->any_overflow(n);
     return pp;
@@ -290,28 +316,40 @@ bool update_iterate(T* x, double a, const T* u, double c, const T* w, std::size_
     return !s.any_overflow(n);
 }
 
+namespace detail {
+
+// One chunk [b, e) of axpy_norm (restrict: the vectors never alias, so the loops vectorise); even and
+// odd rows sum y . y separately. Returns y . y; y . z in *yz when z is given.
+template <class T>
+double axpy_norm_chunk(T ta, const T* __restrict x, T* __restrict y, const T* __restrict z, std::size_t b,
+                       std::size_t e, double* yz) {
+    double s0 = 0.0, s1 = 0.0, t = 0.0;
+    std::size_t i = b;
+    for (; i + 2 <= e; i += 2) {
+        const T y0 = y[i] - ta * x[i], y1 = y[i + 1] - ta * x[i + 1];
+        y[i] = y0, y[i + 1] = y1;
+        s0 += double(y0) * double(y0);
+        s1 += double(y1) * double(y1);
+    }
+    for (; i < e; ++i) {
+        y[i] -= ta * x[i];
+        s0 += double(y[i]) * double(y[i]);
+    }
+    if (z)
+        for (i = b; i < e; ++i) t += double(y[i]) * double(z[i]);
+    *yz = t;
+    return s0 + s1;
+}
+
+}  // namespace detail
+
 // y -= a x; returns y . y of the new y and, when z is given, y . z in *yz.
 template <class T>
 double axpy_norm(double a, const T* x, T* y, std::size_t n, const T* z, double* yz, ReductionScratch& s) {
     const T ta = T(a);
     double* extra = s.extra.data();
     const double yy = chunked_sum(n, [=](std::size_t b, std::size_t e) {
-        double s0 = 0.0, s1 = 0.0, t = 0.0;
-        std::size_t i = b;
-        for (; i + 2 <= e; i += 2) {
-            const T y0 = y[i] - ta * x[i], y1 = y[i + 1] - ta * x[i + 1];
-            y[i] = y0, y[i + 1] = y1;
-            s0 += double(y0) * double(y0);
-            s1 += double(y1) * double(y1);
-        }
-        for (; i < e; ++i) {
-            y[i] -= ta * x[i];
-            s0 += double(y[i]) * double(y[i]);
-        }
-        if (z)
-            for (i = b; i < e; ++i) t += double(y[i]) * double(z[i]);
-        extra[b / kChunk] = t;
-        return s0 + s1;
+        return detail::axpy_norm_chunk(ta, x, y, z, b, e, extra + b / kChunk);
     });
     if (yz) *yz = detail::sum_in_order(s.extra, n);
     return yy;
