@@ -296,6 +296,33 @@ double update_direction(const T* z, double beta, T* p, std::size_t n, T* x = nul
     return pp;
 }
 
+namespace detail {
+
+// One chunk [b, e) of update_iterate (restrict: x never aliases u or w, so the loop vectorises);
+// true if a step would overflow.
+template <class T>
+bool iterate_chunk(T* __restrict x, T ta, const T* __restrict u, T tc, const T* __restrict w, std::size_t b,
+                   std::size_t e) {
+    int overflow = 0;
+    if (w)
+        for (std::size_t i = b; i < e; ++i) {
+            const T next = x[i] + (ta * u[i] + tc * w[i]);
+            const bool ok = finite_value(next);
+            x[i] = ok ? next : x[i];
+            overflow |= !ok;
+        }
+    else
+        for (std::size_t i = b; i < e; ++i) {
+            const T next = x[i] + ta * u[i];
+            const bool ok = finite_value(next);
+            x[i] = ok ? next : x[i];
+            overflow |= !ok;
+        }
+    return overflow != 0;
+}
+
+}  // namespace detail
+
 // x += a u + c w (c may be 0 with w unread when w == nullptr); false if a step
 // would overflow somewhere (x stays finite).
 template <class T>
@@ -305,13 +332,8 @@ bool update_iterate(T* x, double a, const T* u, double c, const T* w, std::size_
     const auto chunks = static_cast<std::ptrdiff_t>(num_chunks(n));
 #pragma omp parallel for schedule(static) if (n >= kParallelMin)
     for (std::ptrdiff_t c_ = 0; c_ < chunks; ++c_) {
-        const std::size_t b = std::size_t(c_) * kChunk, e = std::min(n, b + kChunk);
-        bool ok = true;
-        if (w)
-            for (std::size_t i = b; i < e; ++i) ok &= detail::add_finite(x[i], ta * u[i] + tc * w[i]);
-        else
-            for (std::size_t i = b; i < e; ++i) ok &= detail::add_finite(x[i], ta * u[i]);
-        ovf[c_] = !ok;
+        const std::size_t b = std::size_t(c_) * kChunk;
+        ovf[c_] = detail::iterate_chunk(x, ta, u, tc, w, b, std::min(n, b + kChunk));
     }
     return !s.any_overflow(n);
 }
