@@ -244,25 +244,12 @@ double direction_chunk(const T* __restrict z, T tb, T* __restrict p, T* __restri
     double s0 = 0.0, s1 = 0.0;
     int overflow = 0;
     std::size_t i = b;
-    if (x) {
-        for (; i + 2 <= e; i += 2) {
-            const T x0 = x[i] + ta * p[i], x1 = x[i + 1] + ta * p[i + 1];
-            const bool ok0 = finite_value(x0), ok1 = finite_value(x1);
-            x[i] = ok0 ? x0 : x[i];
-            x[i + 1] = ok1 ? x1 : x[i + 1];
-            overflow |= !ok0 | !ok1;
-            const T p0 = z[i] + tb * p[i], p1 = z[i + 1] + tb * p[i + 1];
-            p[i] = p0, p[i + 1] = p1;
-            s0 += double(p0) * double(p0);
-            s1 += double(p1) * double(p1);
-        }
-    } else {
-        for (; i + 2 <= e; i += 2) {
-            const T p0 = z[i] + tb * p[i], p1 = z[i + 1] + tb * p[i + 1];
-            p[i] = p0, p[i + 1] = p1;
-            s0 += double(p0) * double(p0);
-            s1 += double(p1) * double(p1);
-        }
+    for (; i + 2 <= e; i += 2) {  // the x test is loop-invariant (unswitched by the compiler)
+        if (x) overflow |= !add_finite(x[i], ta * p[i]) | !add_finite(x[i + 1], ta * p[i + 1]);
+        const T p0 = z[i] + tb * p[i], p1 = z[i + 1] + tb * p[i + 1];
+        p[i] = p0, p[i + 1] = p1;
+        s0 += double(p0) * double(p0);
+        s1 += double(p1) * double(p1);
     }
     for (; i < e; ++i) {
         if (x) overflow |= !add_finite(x[i], ta * p[i]);
@@ -305,19 +292,9 @@ bool iterate_chunk(T* __restrict x, T ta, const T* __restrict u, T tc, const T* 
                    std::size_t e) {
     int overflow = 0;
     if (w)
-        for (std::size_t i = b; i < e; ++i) {
-            const T next = x[i] + (ta * u[i] + tc * w[i]);
-            const bool ok = finite_value(next);
-            x[i] = ok ? next : x[i];
-            overflow |= !ok;
-        }
+        for (std::size_t i = b; i < e; ++i) overflow |= !add_finite(x[i], ta * u[i] + tc * w[i]);
     else
-        for (std::size_t i = b; i < e; ++i) {
-            const T next = x[i] + ta * u[i];
-            const bool ok = finite_value(next);
-            x[i] = ok ? next : x[i];
-            overflow |= !ok;
-        }
+        for (std::size_t i = b; i < e; ++i) overflow |= !add_finite(x[i], ta * u[i]);
     return overflow != 0;
 }
 
