@@ -6,7 +6,6 @@
 #include <pybind11/pybind11.h>
 
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <memory>
 #include <string>
@@ -102,10 +101,7 @@ struct KrylovCall {
         A_view = csr_view_from_python<T>(A_obj, n, "A");
         A = operator_from_python<T>(A_obj, n, "A");
         if (!M_obj.is_none()) M = operator_from_python<T>(M_obj, n, "M");
-        hooks.poll = [] {
-            py::gil_scoped_acquire gil;
-            if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-        };
+        hooks.poll = python_signal_poll();
         if (!callback.is_none()) set_callback(callback, /*residual_norms=*/false);
     }
 
@@ -121,13 +117,7 @@ struct KrylovCall {
                 py::handle{fn}(relative);
             };
         } else {
-            const std::size_t size = n;
-            hooks.on_iterate = [fn, size](const T* xk) {
-                py::gil_scoped_acquire gil;
-                py::array_t<T> copy_of_x(static_cast<py::ssize_t>(size));
-                if (size) std::memcpy(copy_of_x.mutable_data(), xk, size * sizeof(T));
-                py::handle{fn}(copy_of_x);
-            };
+            hooks.on_iterate = python_iterate_hook<T>(callback, n);
         }
     }
 
@@ -141,10 +131,7 @@ struct KrylovCall {
             py::gil_scoped_release nogil;
             result = loop();
         }
-        py::array_t<double> residuals(static_cast<py::ssize_t>(result.residuals.size()));
-        if (!result.residuals.empty())
-            std::memcpy(residuals.mutable_data(), result.residuals.data(), result.residuals.size() * sizeof(double));
-        return py::make_tuple(result.iterations, result.info, residuals);
+        return py::make_tuple(result.iterations, result.info, numpy_copy(result.residuals));
     }
 };
 

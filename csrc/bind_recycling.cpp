@@ -6,8 +6,6 @@
 #include <pybind11/pybind11.h>
 
 #include <cmath>
-#include <cstring>
-#include <functional>
 #include <memory>
 #include <string>
 
@@ -153,30 +151,16 @@ py::tuple deflated_cg_py(py::handle A_obj, py::handle M_obj, py::handle W_obj, p
     std::unique_ptr<LinearOperator<double>> A = operator_from_python<double>(A_obj, n, "A");
     std::unique_ptr<LinearOperator<double>> M;
     if (!M_obj.is_none()) M = operator_from_python<double>(M_obj, n, "M");
-    std::function<void(const double*)> on_iterate;
-    if (!callback.is_none()) {
-        PyObject* fn = callback.ptr();  // borrowed: an argument of the running call
-        on_iterate = [fn, n](const double* xk) {
-            py::gil_scoped_acquire gil;
-            py::array_t<double> copy_of_x(static_cast<py::ssize_t>(n));
-            if (n) std::memcpy(copy_of_x.mutable_data(), xk, n * sizeof(double));
-            py::handle{fn}(copy_of_x);
-        };
-    }
-    const std::function<void()> poll = [] {
-        py::gil_scoped_acquire gil;
-        if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-    };
+    KrylovHooks<double> hooks;
+    hooks.poll = python_signal_poll();
+    if (!callback.is_none()) hooks.on_iterate = python_iterate_hook<double>(callback, n);
     DeflatedCgResult result;
     {
         py::gil_scoped_release nogil;
         result = deflated_cg(*A, M.get(), n, k, W, AW, b, x, tol, static_cast<std::size_t>(maxiter), ell, P, AP, MAP,
-                             on_iterate, poll);
+                             hooks);
     }
-    py::array_t<double> residuals(static_cast<py::ssize_t>(result.residuals.size()));
-    if (!result.residuals.empty())
-        std::memcpy(residuals.mutable_data(), result.residuals.data(), result.residuals.size() * sizeof(double));
-    return py::make_tuple(result.iterations, result.info, result.stored, result.matvecs, residuals);
+    return py::make_tuple(result.iterations, result.info, result.stored, result.matvecs, numpy_copy(result.residuals));
 }
 
 }  // namespace

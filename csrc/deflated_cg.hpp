@@ -24,12 +24,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
-#include <functional>
 #include <vector>
 
-#include "blas1.hpp"
 #include "gram_schmidt.hpp"
-#include "linear_operator.hpp"
+#include "krylov_common.hpp"
 
 namespace krylearn {
 
@@ -42,21 +40,23 @@ struct DeflatedCgResult {
 };
 
 // See the header comment. W, AW: n x k; P, AP, MAP: n x ell (all column-major,
-// leading dimension n). on_iterate(x) after every iteration and poll() may be
-// empty; both may throw (the exception ends the solve, x holds the last
-// iterate). Requirements (checked by the binding): finite b, x, W, AW.
-inline DeflatedCgResult deflated_cg(const LinearOperator<double>& A, const LinearOperator<double>* M, std::size_t n,
+// leading dimension n). hooks.on_iterate(x) after every iteration and
+// hooks.poll() may be empty; both may throw (the exception ends the solve, x
+// holds the last iterate). Requirements (checked by the binding): finite b, x,
+// W, AW.
+inline DeflatedCgResult deflated_cg(const LinearOperator<double>& op, const LinearOperator<double>* M, std::size_t n,
                                     std::size_t k, const double* W, const double* AW, const double* b, double* x,
                                     double tol, std::size_t maxiter, std::size_t ell, double* P, double* AP,
-                                    double* MAP, const std::function<void(const double*)>& on_iterate,
-                                    const std::function<void()>& poll) {
+                                    double* MAP, const KrylovHooks<double>& hooks) {
     DeflatedCgResult result;
+    const GenericOperator<double> A{op};
     GramSchmidt<double> gs(n, k);
     std::vector<double> r(n), q(n), p(n), z(n), z_new(n), h(k), minus_h(k);
-    const auto residual = [&] {  // r = b - A x
-        A.apply(x, r.data());
+    double rz = 0.0;
+    const auto true_residual_norm = [&] {  // r = b - A x
+        A.residual(x, b, r.data());
         ++result.matvecs;
-        xpay(b, -1.0, r.data(), n);
+        return nrm2(r.data(), n);
     };
     const auto precondition = [&](const double* in, double* out) {
         if (M)
@@ -64,28 +64,28 @@ inline DeflatedCgResult deflated_cg(const LinearOperator<double>& A, const Linea
         else
             copy(in, out, n);
     };
-    const auto deflate_residual = [&] {  // x += W W^T r, r -= AW W^T r
-        if (k == 0) return;
-        gs.project(W, k, r.data(), h.data());
-        for (std::size_t i = 0; i < k; ++i) minus_h[i] = -h[i];
-        gs.subtract(W, k, minus_h.data(), x, nullptr);
-        gs.subtract(AW, k, h.data(), r.data(), nullptr);
-    };
     const auto deflated_direction = [&] {  // p -= W (AW)^T z
         if (k == 0) return;
         gs.project(AW, k, z.data(), h.data());
         gs.subtract(W, k, h.data(), p.data(), nullptr);
     };
+    // (Re)start from the residual in r: x += W W^T r, r -= AW W^T r, z = M^{-1} r, p = z - W (AW)^T z.
+    const auto start_from_residual = [&] {
+        if (k > 0) {
+            gs.project(W, k, r.data(), h.data());
+            for (std::size_t i = 0; i < k; ++i) minus_h[i] = -h[i];
+            gs.subtract(W, k, minus_h.data(), x, nullptr);
+            gs.subtract(AW, k, h.data(), r.data(), nullptr);
+        }
+        precondition(r.data(), z.data());
+        rz = dot(r.data(), z.data(), n);
+        copy(z.data(), p.data(), n);
+        deflated_direction();
+    };
 
-    residual();
+    result.residuals.push_back(true_residual_norm());
+    start_from_residual();
     double rnorm = nrm2(r.data(), n);
-    result.residuals.push_back(rnorm);
-    deflate_residual();
-    precondition(r.data(), z.data());
-    double rz = dot(r.data(), z.data(), n);
-    copy(z.data(), p.data(), n);
-    deflated_direction();
-    rnorm = nrm2(r.data(), n);
     std::size_t& its = result.iterations;
     while (rnorm > tol) {
         if (its >= maxiter) break;
@@ -93,9 +93,8 @@ inline DeflatedCgResult deflated_cg(const LinearOperator<double>& A, const Linea
             result.info = std::isnan(rz) || std::isinf(rz) ? -3 : -2;
             break;
         }
-        A.apply(p.data(), q.data());
+        const double pq = A.apply_dot(p.data(), q.data());
         ++result.matvecs;
-        const double pq = dot(p.data(), q.data(), n);
         if (!(pq > 0.0) || !std::isfinite(pq)) {  // A not SPD, or a non-finite value
             result.info = std::isnan(pq) || std::isinf(pq) ? -3 : -1;
             break;
@@ -114,18 +113,12 @@ inline DeflatedCgResult deflated_cg(const LinearOperator<double>& A, const Linea
         }
         rnorm = nrm2(r.data(), n);
         result.residuals.push_back(rnorm);
-        if (on_iterate) on_iterate(x);
+        if (hooks.on_iterate) hooks.on_iterate(x);
         if (rnorm <= tol) {  // confirm with the true residual; restart from it if the recurrence drifted
-            residual();
-            rnorm = nrm2(r.data(), n);
-            result.residuals.back() = rnorm;
+            rnorm = result.residuals.back() = true_residual_norm();
             if (rnorm <= tol) break;
             ell = result.stored;
-            deflate_residual();
-            precondition(r.data(), z.data());
-            rz = dot(r.data(), z.data(), n);
-            copy(z.data(), p.data(), n);
-            deflated_direction();
+            start_from_residual();
             continue;
         }
         const double rz_new = dot(r.data(), z_new.data(), n);
@@ -134,7 +127,7 @@ inline DeflatedCgResult deflated_cg(const LinearOperator<double>& A, const Linea
         rz = rz_new;
         xpay(z.data(), beta, p.data(), n);  // p = z + beta p
         deflated_direction();
-        if (poll) poll();
+        if (hooks.poll) hooks.poll();
     }
     if (result.info == 0 && rnorm > tol) result.info = static_cast<int>(std::max<std::size_t>(its, 1));
     return result;

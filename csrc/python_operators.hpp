@@ -17,6 +17,13 @@
 //
 //   vector_data<T>(array, n, name, writeable) (array_checks.hpp) validates a
 //     vector argument and returns its data pointer.
+//
+//   python_iterate_hook<T>(callback, n), python_signal_poll(): the
+//     KrylovHooks members on_iterate (callback(x_k) with a NumPy copy of x;
+//     the callable is borrowed, so it must be an argument of the running call)
+//     and poll (raises the exception of a pending signal, e.g.
+//     KeyboardInterrupt), for loops that run without the GIL.
+//   numpy_copy(values) -> a float64 NumPy array of a std::vector<double>.
 #pragma once
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -24,12 +31,15 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "array_checks.hpp"
 #include "csr_matrix.hpp"
+#include "krylov_common.hpp"
 #include "linear_operator.hpp"
 #include "preconditioners.hpp"
 #include "spmv.hpp"
@@ -138,6 +148,30 @@ std::unique_ptr<LinearOperator<T>> operator_from_python(py::handle obj, std::siz
         return std::make_unique<CallableOperator<T>>(py::reinterpret_borrow<py::object>(obj), n, role);
     throw py::type_error(std::string(role) + " must be a CsrMatrix, a Preconditioner or a callable, got " +
                          py::str(py::type::of(obj).attr("__name__")).cast<std::string>());
+}
+
+template <class T>
+std::function<void(const T*)> python_iterate_hook(py::handle callback, std::size_t n) {
+    PyObject* fn = callback.ptr();
+    return [fn, n](const T* xk) {
+        py::gil_scoped_acquire gil;
+        py::array_t<T> copy_of_x(static_cast<py::ssize_t>(n));
+        if (n) std::memcpy(copy_of_x.mutable_data(), xk, n * sizeof(T));
+        py::handle{fn}(copy_of_x);
+    };
+}
+
+inline std::function<void()> python_signal_poll() {
+    return [] {
+        py::gil_scoped_acquire gil;
+        if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+    };
+}
+
+inline py::array_t<double> numpy_copy(const std::vector<double>& values) {
+    py::array_t<double> out(static_cast<py::ssize_t>(values.size()));
+    if (!values.empty()) std::memcpy(out.mutable_data(), values.data(), values.size() * sizeof(double));
+    return out;
 }
 
 }  // namespace krylearn
