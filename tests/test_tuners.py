@@ -11,6 +11,7 @@ import scipy.sparse as sp
 
 import krylearn
 from krylearn.bandits import ChebCB, Configuration, OmegaTuner, SolverTuner, TsallisINF, load_state, save_state
+from krylearn.bandits.solver_tuner import STOPPED_COST_FACTOR
 from krylearn.bench.problems import poisson2d
 from krylearn.bench.relax_problems import HeatProblem, scaled_laplacian, shift_sequence, shifted, young_omega
 from krylearn.solvers.relaxation import sor
@@ -178,6 +179,22 @@ def test_exploration_budget_is_a_multiple_of_the_best_tried_arm():
     assert calls[2] == (0, math.inf)  # the fallback after a failed attempt is never budgeted
     assert tuner.exploration_budget(features, mask, 0) == math.inf
     assert SolverTuner(budget_factor=None).exploration_budget(features, mask, 1) == math.inf
+    stopped, fallback = tuner.history[1]["attempts"]
+    assert stopped["stopped"] and not stopped["converged"]
+    assert stopped["loss"] == pytest.approx(STOPPED_COST_FACTOR * 2.5)  # censored: charged 2x its time
+    assert not fallback["stopped"] and fallback["loss"] == 1.0
+
+
+def test_a_failure_within_the_budget_pays_the_failure_penalty():
+    """An attempt that ends unconverged before its budget (iteration cap, breakdown) is a failure:
+    its time plus failure_penalty x the successful solve's; a budget stop is not."""
+    tuner = SolverTuner((Configuration("cg", "jacobi"), Configuration("cg", "ic0")), failure_penalty=10.0,
+                        budget_factor=3.0, seed=0)
+    features, mask = np.array([3.0, 0.7, 1.0, 1.0, 1.0, 0.0]), np.ones(2, dtype=bool)
+    tuner.play(features, mask, lambda arm, budget: (1.0, True, 10) if arm == 0 else (0.5, False, 40))
+    failed, fallback = tuner.play(features, mask, lambda arm, budget: (1.0, True, 10) if arm == 0 else (0.5, False, 40))
+    assert failed["arm"] == 1 and not failed["stopped"] and failed["loss"] == pytest.approx(0.5 + 10.0 * 1.0)
+    assert fallback["arm"] == 0 and fallback["loss"] == 1.0
 
 
 def test_a_live_attempt_is_stopped_when_its_budget_is_spent(rng, monkeypatch):
