@@ -7,11 +7,13 @@ records iterations and wall time (setup + solve) per method, then the ratios
 the issue sets as targets, all from the same run:
 DCDM / IC(0)-PCG iterations, DCDM iteration growth from the smallest 2D grid
 up, and DCDM / AMG-PCG wall time. ``dcdm`` is the paper's iteration
-(``solve_dcdm(smoother=None)``), ``dcdm+jacobi`` and ``dcdm+ic0`` the hybrid
-with a Jacobi or IC(0) step per iteration (``smoother="ic0"`` is the
-default), all keeping the directions of k = 2 iterations (the default);
-``dcdm+ic0,k=30`` keeps 30. An iteration of any of them costs one network
-evaluation.
+(``solve_dcdm(smoother=None, scales=(1,))``: one network call per iteration),
+``dcdm-ms`` the same with the multiscale directions (``scales="auto"``: the
+network also runs on the 2x, 4x, ... coarsened grids down to its training
+size), ``dcdm+ic0,1-scale`` the hybrid with an IC(0) step per iteration on one
+scale, ``dcdm+ic0`` the default (IC(0) step and multiscale directions), all
+keeping the directions of k = 2 iterations (the default); ``dcdm+ic0,k=30``
+keeps 30.
 Deflated PCG is IC(0)-PCG with subdomain deflation (one piecewise-constant
 vector per 8^d block of cells), applied as the balancing preconditioner
 M_BNN = (I - QA) M_IC^{-1} (I - AQ) + Q, Q = Z (Z^T A Z)^{-1} Z^T, which is
@@ -33,8 +35,9 @@ from krylearn.preconditioners import AMG, IC0
 from krylearn.solvers.dcdm import load_model, solve_dcdm
 from krylearn.solvers.krylov import run_cg
 
-DCDM_VARIANTS = {  # method -> (smoother, k: iterations whose directions are kept)
-    "dcdm": (None, 2), "dcdm+jacobi": ("jacobi", 2), "dcdm+ic0": ("ic0", 2), "dcdm+ic0,k=30": ("ic0", 30),
+DCDM_VARIANTS = {  # method -> (smoother, k: iterations whose directions are kept, network scales)
+    "dcdm": (None, 2, (1,)), "dcdm-ms": (None, 2, "auto"), "dcdm+ic0,1-scale": ("ic0", 2, (1,)),
+    "dcdm+ic0": ("ic0", 2, "auto"), "dcdm+ic0,k=30": ("ic0", 30, "auto"),
 }
 METHODS = ("cg", "ic0-pcg", "deflated-pcg", "amg-pcg", *DCDM_VARIANTS)
 
@@ -95,17 +98,17 @@ def _run_dcdm(method: str, problem, rtols: list[float], model, maxiter: int) -> 
         stamps.append((entered - start - overhead[0], float(np.linalg.norm(b - A @ x)) / bnorm))
         overhead[0] += time.perf_counter() - entered
 
-    smoother, k = DCDM_VARIANTS[method]
+    smoother, k, scales = DCDM_VARIANTS[method]
     start = time.perf_counter()
     result = solve_dcdm(A, b, grid=problem.mask, rtol=min(rtols), maxiter=maxiter, model=model,
-                        smoother=smoother, k=k, callback=record)
+                        smoother=smoother, k=k, scales=scales, callback=record)
     rows = {}
     for rtol in rtols:
         hit = next((i for i, (_, rel) in enumerate(stamps) if rel <= rtol), None)
         k = hit if hit is not None else len(stamps) - 1
         rows[rtol] = {"iterations": k + 1 if stamps else 0, "seconds": stamps[k][0] if stamps else result.seconds,
                       "converged": hit is not None, "rel_residual": stamps[k][1] if stamps else 0.0,
-                      "fallback_steps": result.details["fallback_steps"]}
+                      "fallback_steps": result.details["fallback_steps"], "scales": result.details["scales"]}
     return rows
 
 
@@ -118,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model2d", default="dcdm_2d")
     parser.add_argument("--model3d", default="dcdm_3d")
     parser.add_argument("--maxiter", type=int, default=5000, help="iteration limit of the PCG baselines")
-    parser.add_argument("--dcdm-maxiter", type=int, default=200, help="iteration limit of DCDM (one network call each)")
+    parser.add_argument("--dcdm-maxiter", type=int, default=200,
+                        help="iteration limit of DCDM (one network call per scale each)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads for the network (default 1: on a loaded 2-core machine 2 threads are slower)")
     parser.add_argument("--output", default=None, help="results root (default $KRYLEARN_RESULTS or ./results)")

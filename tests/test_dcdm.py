@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from krylearn.bench import obstacle_poisson as op
 from krylearn.solvers import dcdm_train
-from krylearn.solvers.dcdm import (NetworkPreconditioner, check_grid_matrix, flexible_cg, load_model, save_model,
-                                   solve_dcdm)
+from krylearn.solvers.dcdm import (NetworkPreconditioner, check_grid_matrix, flexible_cg, load_model,
+                                   multiscale_factors, save_model, solve_dcdm)
 from krylearn.solvers.dcdm_unet import ResidualUNet
 from krylearn.solvers.ritz import lanczos, ritz_pairs, training_rhs
 
@@ -268,6 +268,84 @@ def test_network_step_is_the_energy_optimal_step_along_its_direction():
     assert abs(z @ (r - problem.A @ z)) <= 1e-10 * np.linalg.norm(z) * np.linalg.norm(r)
     assert np.allclose(M(1e6 * r), 1e6 * z, rtol=1e-5, atol=0.0)
     assert z @ r > 0  # a descent direction for the energy
+
+
+def test_multiscale_factors_go_down_to_about_the_training_size():
+    assert multiscale_factors((64, 64), 64) == (1,)
+    assert multiscale_factors((128, 128), 64) == (1, 2)
+    assert multiscale_factors((256, 256), 64) == (1, 2, 4)
+    assert multiscale_factors((512, 300), 64) == (1, 2, 4, 8)
+    assert multiscale_factors((90, 90), 64) == (1,)  # 45 cells at scale 2: below 64 / sqrt(2)
+    assert multiscale_factors((100, 40), 64) == (1, 2)
+    assert multiscale_factors((64, 64, 64), 32) == (1, 2)
+    with pytest.raises(ValueError, match="trained_extent"):
+        multiscale_factors((64, 64), 0)
+
+
+class _ProbeNet(ResidualUNet):
+    """Returns its input unchanged and records what it was given."""
+
+    def __init__(self):
+        super().__init__(dim=2)
+        self.seen = []
+
+    def forward(self, r, mask):
+        self.seen.append((r.detach().clone(), mask.detach().clone()))
+        return r.clone()
+
+
+def test_coarse_scale_feeds_block_sums_and_interpolates_back():
+    """scale s: the network sees the residual summed over s x s blocks of the grid padded with solid
+    cells (unit RMS on the coarse fluid cells, a coarse cell fluid when any of its cells is), and its
+    output is interpolated back onto the fluid cells; scale 1 is the plain network step."""
+    mask = np.ones((10, 6), dtype=bool)
+    mask[4:8, 0:4] = False  # fully covers the coarse cell (1, 0) of the 4 x 4 blocks
+    A = op.pressure_matrix(mask)
+    r = np.random.default_rng(3).standard_normal(int(mask.sum()))
+    net = _ProbeNet()
+    z = NetworkPreconditioner(net, mask, scale=4).setup(A)(r)
+    h, fluid = net.seen[-1]
+    padded = np.zeros((12, 8))
+    padded[:10, :6][mask] = r / np.sqrt(np.mean(r * r))
+    sums = padded.reshape(3, 4, 2, 4).sum(axis=(1, 3))
+    coarse_fluid = np.zeros((12, 8), dtype=bool)
+    coarse_fluid[:10, :6] = mask
+    coarse_fluid = coarse_fluid.reshape(3, 4, 2, 4).any(axis=(1, 3))
+    assert np.array_equal(fluid[0, 0].numpy() > 0, coarse_fluid) and not coarse_fluid[1, 0]
+    expected = sums / np.sqrt(np.mean(sums[coarse_fluid] ** 2))
+    assert np.allclose(h[0, 0].numpy(), expected, rtol=1e-5, atol=1e-6)
+    back = torch.nn.functional.interpolate(torch.from_numpy(expected)[None, None], scale_factor=4, mode="bilinear",
+                                           align_corners=False)[0, 0].numpy()[:10, :6][mask]
+    cosine = z @ back / (np.linalg.norm(z) * np.linalg.norm(back))
+    assert cosine == pytest.approx(1.0, abs=1e-6)  # z = alpha * prolongation of the coarse output
+    net1 = _ProbeNet()
+    z1 = NetworkPreconditioner(net1, mask, scale=1).setup(A)(r)
+    assert np.allclose(net1.seen[-1][0][0, 0].numpy()[mask], r / np.sqrt(np.mean(r * r)), rtol=1e-6)
+    assert z1 @ r > 0
+    with pytest.raises(ValueError, match="scale"):
+        NetworkPreconditioner(net, mask, scale=0)
+
+
+def test_multiscale_dcdm_cuts_iterations_above_the_training_size():
+    """At 128^2 (the 2D network was trained at 64^2) the default adds the network's direction on the
+    64^2 coarsening; on a held-out scene it converges in fewer iterations than the single-scale iteration."""
+    problem = op.random_problem((128, 128), seed=77, count=5, kinds=("sphere", "blob"))
+    multi = solve_dcdm(problem.A, problem.b, grid=problem.mask, rtol=1e-6)
+    single = solve_dcdm(problem.A, problem.b, grid=problem.mask, rtol=1e-6, scales=(1,))
+    assert multi.details["scales"] == [1, 2] and single.details["scales"] == [1]
+    assert multi.converged and single.converged and multi.iterations < single.iterations
+    assert multi.preconditioner == "dcdm-net+dcdm-net/2+ic0"
+    for result in (multi, single):
+        assert np.linalg.norm(problem.b - problem.A @ result.x) <= 1e-6 * np.linalg.norm(problem.b)
+
+
+def test_bad_scales_and_direction_lists():
+    problem = op.scene("empty", (8, 8))
+    for bad in ("all", (), (1, 1), (0,), 3):
+        with pytest.raises(ValueError):
+            solve_dcdm(problem.A, problem.b, grid=(8, 8), scales=bad)
+    with pytest.raises(TypeError, match="sequence"):
+        flexible_cg(problem.A, problem.b, [])
 
 
 def test_flexible_cg_with_identity_is_cg():
