@@ -1,6 +1,9 @@
 """DCDM inside PETSc (one process): FCG to rtol 1e-8 on krylearn's pressure-Poisson
-scenes, with the DCDM network alone, ICC alone, and the DCDM + ICC hybrid as
-PETSc's multiplicative composite (z = N(r) + ICC^{-1}(r - A N(r))):
+scenes, with the DCDM network alone, ICC alone, the DCDM + ICC hybrid as
+PETSc's multiplicative composite (z = N(r) + ICC^{-1}(r - A N(r))), and, on
+grids larger than the network's training grid, the multiscale hybrid: the
+network at the coarsening factors krylearn's ``scales="auto"`` picks
+(``-sub_<i>_krylearn_scale``), then ICC, all in one multiplicative composite:
 
     python examples/petsc_dcdm_hybrid.py [--scenes empty sphere-plume] [--grids 64 128]
 
@@ -19,16 +22,24 @@ from petsc4py import PETSc  # noqa: E402
 
 from krylearn.bench.baselines import petsc_matrix  # noqa: E402
 from krylearn.bench.obstacle_poisson import scene  # noqa: E402
+from krylearn.solvers.dcdm import auto_scales, load_model  # noqa: E402
 
 
-def configurations(mask_file: str) -> dict[str, dict[str, str]]:
+def configurations(mask_file: str, scales: tuple[int, ...]) -> dict[str, dict[str, str]]:
     network = {"pc_python_type": "krylearn.petsc.DCDM", "krylearn_mask": mask_file}
-    return {
-        "hybrid": {"pc_type": "composite", "pc_composite_type": "multiplicative", "pc_composite_pcs": "python,icc",
-                   **{"sub_0_" + key: value for key, value in network.items()}},
-        "icc": {"pc_type": "icc"},
-        "network": {"pc_type": "python", **network},
-    }
+
+    def composite(factors: tuple[int, ...]) -> dict[str, str]:
+        options = {"pc_type": "composite", "pc_composite_type": "multiplicative",
+                   "pc_composite_pcs": ",".join(["python"] * len(factors) + ["icc"])}
+        for i, factor in enumerate(factors):
+            options.update({f"sub_{i}_{key}": value for key, value in network.items()})
+            options[f"sub_{i}_krylearn_scale"] = str(factor)
+        return options
+
+    configs = {"hybrid": composite((1,))}
+    if len(scales) > 1:
+        configs["multiscale-hybrid"] = composite(scales)
+    return {**configs, "icc": {"pc_type": "icc"}, "network": {"pc_type": "python", **network}}
 
 
 def fcg_iterations(A: "PETSc.Mat", b: np.ndarray, options: dict[str, str], prefix: str) -> tuple[int, int]:
@@ -53,6 +64,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--grids", type=int, nargs="*", default=[64, 128])
     args = parser.parse_args(argv)
     failed = False
+    model = load_model("dcdm_2d")
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.scenes:
             for m in args.grids:
@@ -61,7 +73,7 @@ def main(argv: list[str]) -> int:
                 np.save(mask_file, problem.mask)
                 A = petsc_matrix(PETSc, problem.A)
                 cells = []
-                for label, options in configurations(mask_file).items():
+                for label, options in configurations(mask_file, auto_scales(model, problem.mask.shape)).items():
                     iterations, reason = fcg_iterations(A, problem.b, options, f"{label}_{name}_{m}_")
                     failed |= reason <= 0
                     cells.append(f"{label} {iterations}" + ("" if reason > 0 else f" (not converged: {reason})"))

@@ -129,13 +129,17 @@ class DCDM(_LocalBlockPC):
     cell of a grid, ``-krylearn_grid nx,ny[,nz]``, or the True cells (C order)
     of a boolean fluid mask saved with ``numpy.save``, ``-krylearn_mask
     FILE.npy`` (``{rank}`` in FILE is replaced by the MPI rank, so every rank
-    reads the mask of its own block). ``-krylearn_model`` names the network."""
+    reads the mask of its own block). ``-krylearn_model`` names the network;
+    ``-krylearn_scale s`` runs it on the grid coarsened by s (see
+    :class:`krylearn.solvers.dcdm.NetworkPreconditioner`), so a multiplicative
+    composite of DCDM PCs at scales 1, 2, 4, ... is the multiscale iteration."""
 
     def __init__(self) -> None:
         super().__init__()
         self.model: str | None = None
         self.grid: tuple[int, ...] | np.ndarray | None = None
         self.mask_file: str | None = None
+        self.scale = 1
 
     def read_options(self, options) -> None:
         self.model = _get_string(options, "model", self.model)
@@ -148,6 +152,15 @@ class DCDM(_LocalBlockPC):
                 self.grid = tuple(int(v) for v in grid.split(","))
             except ValueError as exc:
                 raise ValueError(f"-{OPTION_PREFIX}grid must be integers separated by commas, got {grid!r}") from exc
+        scale = _get_string(options, "scale", None)
+        if scale is not None:
+            try:
+                self.scale = int(scale)
+            except ValueError:
+                self.scale = 0
+            if self.scale < 1:
+                raise ValueError(f"-{OPTION_PREFIX}scale (grid coarsening factor) must be a positive integer, "
+                                 f"got {scale!r}")
 
     def setUp(self, pc) -> None:  # noqa: N802
         if self.mask_file:
@@ -162,11 +175,11 @@ class DCDM(_LocalBlockPC):
                              f"or -{OPTION_PREFIX}mask FILE.npy")
         dim = self.grid.ndim if isinstance(self.grid, np.ndarray) else len(self.grid)
         model = load_model(self.model or f"dcdm_{dim}d")
-        return NetworkPreconditioner(model, self.grid).setup(local)
+        return NetworkPreconditioner(model, self.grid, scale=self.scale).setup(local)
 
     def describe(self) -> str:
         where = f"mask={self.mask_file}" if self.mask_file else f"grid={self.grid}"
-        return f"DCDM network preconditioner, model={self.model or 'default'}, {where}"
+        return f"DCDM network preconditioner, model={self.model or 'default'}, {where}, scale={self.scale}"
 
 
 def _load_mask(path: str) -> np.ndarray:

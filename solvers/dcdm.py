@@ -357,12 +357,13 @@ def multiscale_factors(shape, trained_extent: int) -> tuple[int, ...]:
     return tuple(factors)
 
 
-def _trained_extent(net: ResidualUNet) -> int | None:
-    """The largest grid extent the network was trained on (model metadata ``grid``), if recorded."""
+def auto_scales(net: ResidualUNet, shape) -> tuple[int, ...]:
+    """``scales="auto"``: :func:`multiscale_factors` of ``shape`` for the largest grid extent the
+    network was trained on (model metadata ``grid``), or (1,) when the model does not record it."""
     grid = getattr(net, "metadata", {}).get("grid")
     sizes = grid if isinstance(grid, (list, tuple)) else [grid]
     sizes = [int(g) for g in sizes if isinstance(g, (int, np.integer)) and not isinstance(g, bool) and g > 0]
-    return max(sizes) if sizes else None
+    return multiscale_factors(shape, max(sizes)) if sizes else (1,)
 
 
 def solve_dcdm(A, b, *, grid, rtol: float = 1e-8, atol: float = 0.0, maxiter: int | None = None, x0=None,
@@ -377,9 +378,8 @@ def solve_dcdm(A, b, *, grid, rtol: float = 1e-8, atol: float = 0.0, maxiter: in
     network + smoother iteration of the module doc ("ic0", "ssor", "jacobi"
     or any ``make_preconditioner`` spec; None: the paper's DCDM).
     ``scales``: the grid coarsening factors at which the network gives a
-    direction each iteration; "auto" = :func:`multiscale_factors` for the
-    model's training grid (just (1,) at or below the training size, or when
-    the model does not record it); a sequence of distinct positive integers
+    direction each iteration; "auto" = :func:`auto_scales` (just (1,) at or
+    below the training size, or when the model does not record it); a sequence of distinct positive integers
     otherwise, (1,) being the single-scale iteration."""
     csr = as_csr(A, dtype=np.float64)
     mask = grid_mask(grid, csr.shape[0])
@@ -389,8 +389,7 @@ def solve_dcdm(A, b, *, grid, rtol: float = 1e-8, atol: float = 0.0, maxiter: in
     if isinstance(scales, str):
         if scales != "auto":
             raise ValueError(f'scales must be "auto" or a sequence of coarsening factors, got {scales!r}')
-        trained = _trained_extent(net)
-        factors = multiscale_factors(mask.shape, trained) if trained else (1,)
+        factors = auto_scales(net, mask.shape)
     else:
         try:
             factors = tuple(scales)

@@ -225,6 +225,36 @@ def test_dcdm_pc_on_an_obstacle_scene_from_a_mask_file(tmp_path):
 
 
 @pytest.mark.skipif(not _dcdm_models_shipped(), reason="no shipped DCDM model")
+def test_dcdm_pc_scale_option_applies_the_coarse_network_and_composes(tmp_path):
+    from krylearn.bench.obstacle_poisson import scene
+    from krylearn.solvers.dcdm import NetworkPreconditioner, load_model
+
+    problem = scene("sphere-plume", (48, 48))
+    np.save(tmp_path / "mask.npy", problem.mask)
+    Am = petsc_matrix(PETSc, problem.A)
+    network = {"pc_python_type": "krylearn.petsc.DCDM", "krylearn_mask": str(tmp_path / "mask.npy")}
+    pc = ksp_from_options(Am, {"ksp_type": "preonly", "pc_type": "python", **network, "krylearn_scale": "2"}).getPC()
+    pc.setUp()
+    r = np.random.default_rng(5).standard_normal(problem.n)
+    rv, zv = Am.createVecLeft(), Am.createVecRight()
+    rv.getArray()[:] = r
+    pc.apply(rv, zv)
+    direct = NetworkPreconditioner(load_model("dcdm_2d"), problem.mask, scale=2).setup(problem.A)
+    np.testing.assert_allclose(zv.getArray(), direct(r), rtol=1e-12, atol=0.0)
+    assert "scale=2" in pc.getPythonContext().describe()
+    # the multiscale hybrid as PETSc's multiplicative composite: network at scales 1 and 2, then ICC
+    two_scales = {"ksp_type": "fcg", "ksp_rtol": "1e-8", "ksp_max_it": "500", "ksp_norm_type": "unpreconditioned",
+                  "pc_type": "composite", "pc_composite_type": "multiplicative", "pc_composite_pcs": "python,python,icc",
+                  **{"sub_0_" + key: value for key, value in network.items()},
+                  **{"sub_1_" + key: value for key, value in network.items()}, "sub_1_krylearn_scale": "2"}
+    _, rel, _, reason = solve_and_residual(ksp_from_options(Am, two_scales), Am, problem.b)
+    assert reason > 0 and rel <= 1e-8 * 1.001
+    for bad in ("0", "-2", "two"):
+        with pytest.raises(PETSc.Error):
+            ksp_from_options(Am, {"ksp_type": "fcg", "pc_type": "python", **network, "krylearn_scale": bad}).setUp()
+
+
+@pytest.mark.skipif(not _dcdm_models_shipped(), reason="no shipped DCDM model")
 def test_dcdm_hybrid_example_runs(capsys):
     import importlib.util
 
