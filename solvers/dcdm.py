@@ -33,7 +33,10 @@ scale contributes one A-orthogonalised step per iteration. A network trained
 at 64^2 sees the whole domain of a 256^2 grid only at scale 4, so without the
 coarse scales its iteration count grows with the grid like a one-level
 method's; with them it stays about flat (README). ``scales=(1,)`` is the
-single-scale iteration.
+single-scale iteration. ``scales="coarse"`` drops the fine scale (1) from
+"auto" when there are coarser ones: the fine grid then gets only the
+smoother's step, and the network runs on 4x (2D) / 8x (3D) fewer cells at
+most; a few more iterations, several times less time on the CPU (README).
 
 Grids: ``grid`` is a shape (every cell an unknown, C order) or a boolean
 fluid mask (the unknowns are its True cells in C order, as produced by
@@ -379,22 +382,29 @@ def solve_dcdm(A, b, *, grid, rtol: float = 1e-8, atol: float = 0.0, maxiter: in
     or any ``make_preconditioner`` spec; None: the paper's DCDM).
     ``scales``: the grid coarsening factors at which the network gives a
     direction each iteration; "auto" = :func:`auto_scales` (just (1,) at or
-    below the training size, or when the model does not record it); a sequence of distinct positive integers
-    otherwise, (1,) being the single-scale iteration."""
+    below the training size, or when the model does not record it); "coarse" =
+    "auto" without the fine scale when it has coarser ones (the fine grid gets
+    only the smoother's step: needs a smoother); a sequence of distinct
+    positive integers otherwise, (1,) being the single-scale iteration."""
     csr = as_csr(A, dtype=np.float64)
     mask = grid_mask(grid, csr.shape[0])
     if model is None:
         model = f"dcdm_{mask.ndim}d"
     net = model if isinstance(model, ResidualUNet) else load_model(model, device=device)
     if isinstance(scales, str):
-        if scales != "auto":
-            raise ValueError(f'scales must be "auto" or a sequence of coarsening factors, got {scales!r}')
+        if scales not in ("auto", "coarse"):
+            raise ValueError(f'scales must be "auto", "coarse" or a sequence of coarsening factors, got {scales!r}')
         factors = auto_scales(net, mask.shape)
+        if scales == "coarse":
+            if smoother is None or smoother == "none":
+                raise ValueError('scales="coarse" leaves the fine grid to the smoother; give a smoother (e.g. "ic0")')
+            factors = factors[1:] or factors
     else:
         try:
             factors = tuple(scales)
         except TypeError:
-            raise ValueError(f'scales must be "auto" or a sequence of coarsening factors, got {scales!r}') from None
+            raise ValueError(f'scales must be "auto", "coarse" or a sequence of coarsening factors, '
+                             f'got {scales!r}') from None
         if not factors or len(set(factors)) != len(factors):
             raise ValueError(f"scales must be distinct coarsening factors, at least one, got {scales!r}")
     M = [NetworkPreconditioner(net, mask, device=device, scale=s).setup(csr) for s in factors]

@@ -339,6 +339,18 @@ def test_multiscale_dcdm_cuts_iterations_above_the_training_size():
         assert np.linalg.norm(problem.b - problem.A @ result.x) <= 1e-6 * np.linalg.norm(problem.b)
 
 
+def test_coarse_scales_leave_the_fine_grid_to_the_smoother():
+    problem = op.random_problem((128, 128), seed=77, count=5, kinds=("sphere", "blob"))
+    coarse = solve_dcdm(problem.A, problem.b, grid=problem.mask, rtol=1e-8, scales="coarse")
+    assert coarse.details["scales"] == [2] and coarse.preconditioner == "dcdm-net/2+ic0"
+    assert coarse.converged
+    assert np.linalg.norm(problem.b - problem.A @ coarse.x) <= 1e-8 * np.linalg.norm(problem.b)
+    small = op.scene("sphere-plume", (32, 32))  # at or below the training size the fine scale is all there is
+    assert solve_dcdm(small.A, small.b, grid=small.mask, scales="coarse").details["scales"] == [1]
+    with pytest.raises(ValueError, match="smoother"):
+        solve_dcdm(problem.A, problem.b, grid=problem.mask, scales="coarse", smoother=None)
+
+
 def test_bad_scales_and_direction_lists():
     problem = op.scene("empty", (8, 8))
     for bad in ("all", (), (1, 1), (0,), 3):
