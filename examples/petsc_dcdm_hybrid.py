@@ -1,9 +1,9 @@
 """DCDM inside PETSc (one process): FCG to rtol 1e-8 on krylearn's pressure-Poisson
 scenes, with the DCDM network alone, ICC alone, the DCDM + ICC hybrid as
-PETSc's multiplicative composite (z = N(r) + ICC^{-1}(r - A N(r))), and, on
-grids larger than the network's training grid, the multiscale hybrid: the
-network at the coarsening factors krylearn's ``scales="auto"`` picks
-(``-sub_<i>_krylearn_scale``), then ICC, all in one multiplicative composite:
+PETSc's multiplicative composite (z = N(r) + ICC^{-1}(r - A N(r))), and the
+multiscale hybrid: the network at the coarsening factors krylearn's
+``scales="auto"`` picks (``-sub_<i>_krylearn_scale``), then ICC, all in one
+multiplicative composite:
 
     python examples/petsc_dcdm_hybrid.py [--scenes empty sphere-plume] [--grids 64 128]
 
@@ -22,7 +22,7 @@ from petsc4py import PETSc  # noqa: E402
 
 from krylearn.bench.baselines import petsc_matrix  # noqa: E402
 from krylearn.bench.obstacle_poisson import scene  # noqa: E402
-from krylearn.solvers.dcdm import auto_scales, load_model  # noqa: E402
+from krylearn.solvers.dcdm import load_model, resolve_scales  # noqa: E402
 
 
 def configurations(mask_file: str, scales: tuple[int, ...]) -> dict[str, dict[str, str]]:
@@ -73,7 +73,7 @@ def main(argv: list[str]) -> int:
                 np.save(mask_file, problem.mask)
                 A = petsc_matrix(PETSc, problem.A)
                 cells = []
-                for label, options in configurations(mask_file, auto_scales(model, problem.mask.shape)).items():
+                for label, options in configurations(mask_file, resolve_scales("auto", model, problem.mask.shape)).items():
                     iterations, reason = fcg_iterations(A, problem.b, options, f"{label}_{name}_{m}_")
                     failed |= reason <= 0
                     cells.append(f"{label} {iterations}" + ("" if reason > 0 else f" (not converged: {reason})"))

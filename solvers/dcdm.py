@@ -24,19 +24,19 @@ smooth error, the smoother the rough error it misses, so a weak network cannot
 make the iteration stagnate (one extra mat-vec and S solve, no extra network
 call). ``smoother=None`` is the paper's DCDM exactly.
 
-Multiscale directions (``solve_dcdm(scales="auto")``, the default): on a grid
-larger than the one the network was trained on, the network is also applied
-to the residual restricted to the grid coarsened by 2, 4, ... down to about
-the training size (block sums over s^d cells, a coarse cell is fluid when any
-of its cells is; the coarse direction is prolonged (bi/tri)linearly), and each
-scale contributes one A-orthogonalised step per iteration. A network trained
-at 64^2 sees the whole domain of a 256^2 grid only at scale 4, so without the
-coarse scales its iteration count grows with the grid like a one-level
-method's; with them it stays about flat (README). ``scales=(1,)`` is the
-single-scale iteration. ``scales="coarse"`` drops the fine scale (1) from
-"auto" when there are coarser ones: the fine grid then gets only the
-smoother's step, and the network runs on 4x (2D) / 8x (3D) fewer cells at
-most; a few more iterations, several times less time on the CPU (README).
+Multiscale directions (``solve_dcdm(scales="auto")``, the default): the
+network is also applied to the residual restricted to the grid coarsened by
+2, 4, ... down to about 8 cells per axis (block sums over s^d cells, a coarse
+cell is fluid when any of its cells is; the coarse direction is prolonged
+(bi/tri)linearly), and each scale contributes one A-orthogonalised step per
+iteration, like the levels of a multigrid cycle. A network trained at 64^2
+sees the whole domain of a 256^2 grid only at scale 4, so without the coarse
+scales its iteration count grows with the grid like a one-level method's; the
+scales below the training size cut the iterations further at every size
+(README). ``scales="trained"`` stops at about the training size,
+``scales=(1,)`` is the single-scale iteration, and ``scales="coarse"`` drops
+the fine scale: the fine grid then gets only the smoother's step, and the
+network runs on 4x (2D) / 8x (3D) fewer cells at most.
 
 Grids: ``grid`` is a shape (every cell an unknown, C order) or a boolean
 fluid mask (the unknowns are its True cells in C order, as produced by
@@ -348,25 +348,46 @@ def _conjugate(csr, z: np.ndarray, directions) -> tuple[np.ndarray, np.ndarray, 
     return p, Ap, pAp
 
 
-def multiscale_factors(shape, trained_extent: int) -> tuple[int, ...]:
-    """Coarsening factors 1, 2, 4, ... for a grid of ``shape`` and a network trained on grids of
-    ``trained_extent`` cells per axis: every power of two s whose coarsened extent max(shape) / s is
-    at least trained_extent / sqrt(2) (the training size, rounded in log2)."""
-    if isinstance(trained_extent, bool) or not isinstance(trained_extent, (int, np.integer)) or trained_extent < 1:
-        raise ValueError(f"trained_extent must be a positive integer, got {trained_extent!r}")
+COARSEST_EXTENT = 8  # scales="auto": coarsen while the coarse grid keeps about this many cells per axis
+
+
+def multiscale_factors(shape, coarsest_extent: int) -> tuple[int, ...]:
+    """Coarsening factors 1, 2, 4, ... for a grid of ``shape``: every power of two s whose coarsened
+    extent max(shape) / s is at least coarsest_extent / sqrt(2) (``coarsest_extent`` rounded in log2)."""
+    if isinstance(coarsest_extent, bool) or not isinstance(coarsest_extent, (int, np.integer)) or coarsest_extent < 1:
+        raise ValueError(f"coarsest_extent must be a positive integer, got {coarsest_extent!r}")
     extent, factors = max(int(e) for e in shape), [1]
-    while extent / (2 * factors[-1]) >= trained_extent / np.sqrt(2.0):
+    while extent / (2 * factors[-1]) >= coarsest_extent / np.sqrt(2.0):
         factors.append(2 * factors[-1])
     return tuple(factors)
 
 
-def auto_scales(net: ResidualUNet, shape) -> tuple[int, ...]:
-    """``scales="auto"``: :func:`multiscale_factors` of ``shape`` for the largest grid extent the
-    network was trained on (model metadata ``grid``), or (1,) when the model does not record it."""
-    grid = getattr(net, "metadata", {}).get("grid")
-    sizes = grid if isinstance(grid, (list, tuple)) else [grid]
-    sizes = [int(g) for g in sizes if isinstance(g, (int, np.integer)) and not isinstance(g, bool) and g > 0]
-    return multiscale_factors(shape, max(sizes)) if sizes else (1,)
+def resolve_scales(scales, net: ResidualUNet, shape) -> tuple[int, ...]:
+    """The coarsening factors that ``solve_dcdm(scales=...)`` uses on a grid of ``shape``:
+    "auto": down to about COARSEST_EXTENT cells per axis; "trained": down to about the largest grid
+    the network was trained on (model metadata ``grid``; (1,) when it is not recorded); "coarse":
+    "auto" without the fine scale when it has coarser ones; or a sequence of distinct positive
+    integers, returned as a tuple."""
+    if isinstance(scales, str):
+        if scales in ("auto", "coarse"):
+            factors = multiscale_factors(shape, COARSEST_EXTENT)
+            return factors[1:] or factors if scales == "coarse" else factors
+        if scales == "trained":
+            grid = getattr(net, "metadata", {}).get("grid")
+            sizes = grid if isinstance(grid, (list, tuple)) else [grid]
+            sizes = [int(g) for g in sizes if isinstance(g, (int, np.integer)) and not isinstance(g, bool) and g > 0]
+            return multiscale_factors(shape, max(sizes)) if sizes else (1,)
+    elif not isinstance(scales, (bytes, dict)):
+        try:
+            factors = tuple(scales)
+        except TypeError:
+            factors = None
+        if factors is not None:
+            if not factors or len(set(factors)) != len(factors):
+                raise ValueError(f"scales must be distinct coarsening factors, at least one, got {scales!r}")
+            return factors
+    raise ValueError(f'scales must be "auto", "trained", "coarse" or a sequence of coarsening factors, '
+                     f'got {scales!r}')
 
 
 def solve_dcdm(A, b, *, grid, rtol: float = 1e-8, atol: float = 0.0, maxiter: int | None = None, x0=None,
@@ -381,32 +402,19 @@ def solve_dcdm(A, b, *, grid, rtol: float = 1e-8, atol: float = 0.0, maxiter: in
     network + smoother iteration of the module doc ("ic0", "ssor", "jacobi"
     or any ``make_preconditioner`` spec; None: the paper's DCDM).
     ``scales``: the grid coarsening factors at which the network gives a
-    direction each iteration; "auto" = :func:`auto_scales` (just (1,) at or
-    below the training size, or when the model does not record it); "coarse" =
-    "auto" without the fine scale when it has coarser ones (the fine grid gets
-    only the smoother's step: needs a smoother); a sequence of distinct
-    positive integers otherwise, (1,) being the single-scale iteration."""
+    direction each iteration (:func:`resolve_scales`): "auto" (1, 2, 4, ...
+    down to about 8 cells per axis), "trained" (down to about the network's
+    training grid), "coarse" ("auto" without the fine scale: the fine grid
+    gets only the smoother's step, so it needs a smoother), or a sequence of
+    distinct positive integers, (1,) being the single-scale iteration."""
     csr = as_csr(A, dtype=np.float64)
     mask = grid_mask(grid, csr.shape[0])
     if model is None:
         model = f"dcdm_{mask.ndim}d"
     net = model if isinstance(model, ResidualUNet) else load_model(model, device=device)
-    if isinstance(scales, str):
-        if scales not in ("auto", "coarse"):
-            raise ValueError(f'scales must be "auto", "coarse" or a sequence of coarsening factors, got {scales!r}')
-        factors = auto_scales(net, mask.shape)
-        if scales == "coarse":
-            if smoother is None or smoother == "none":
-                raise ValueError('scales="coarse" leaves the fine grid to the smoother; give a smoother (e.g. "ic0")')
-            factors = factors[1:] or factors
-    else:
-        try:
-            factors = tuple(scales)
-        except TypeError:
-            raise ValueError(f'scales must be "auto", "coarse" or a sequence of coarsening factors, '
-                             f'got {scales!r}') from None
-        if not factors or len(set(factors)) != len(factors):
-            raise ValueError(f"scales must be distinct coarsening factors, at least one, got {scales!r}")
+    if isinstance(scales, str) and scales == "coarse" and (smoother is None or smoother == "none"):
+        raise ValueError('scales="coarse" leaves the fine grid to the smoother; give a smoother (e.g. "ic0")')
+    factors = resolve_scales(scales, net, mask.shape)
     M = [NetworkPreconditioner(net, mask, device=device, scale=s).setup(csr) for s in factors]
     result = flexible_cg(csr, b, M, x0=x0, rtol=rtol, atol=atol, maxiter=maxiter, k=k, callback=callback,
                          smoother=smoother, method="dcdm")

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from krylearn.bench import obstacle_poisson as op
 from krylearn.solvers import dcdm_train
 from krylearn.solvers.dcdm import (NetworkPreconditioner, check_grid_matrix, flexible_cg, load_model,
-                                   multiscale_factors, save_model, solve_dcdm)
+                                   multiscale_factors, resolve_scales, save_model, solve_dcdm)
 from krylearn.solvers.dcdm_unet import ResidualUNet
 from krylearn.solvers.ritz import lanczos, ritz_pairs, training_rhs
 
@@ -206,7 +206,7 @@ def test_shipped_dcdm_converges_to_1e_8(dim, size):
 
 def test_paper_dcdm_without_smoother_steps_converges_to_1e_8_in_2d():
     problem = op.scene("sphere-plume", (16, 16))
-    result = solve_dcdm(problem.A, problem.b, grid=problem.mask, rtol=1e-8, smoother=None, maxiter=1000)
+    result = solve_dcdm(problem.A, problem.b, grid=problem.mask, rtol=1e-8, smoother=None, scales=(1,), maxiter=1000)
     assert result.converged and result.details["smoother_steps"] == 0 and result.details["fallback_steps"] == 0
     assert result.preconditioner == "dcdm-net"
     assert np.linalg.norm(problem.b - problem.A @ result.x) <= 1e-8 * np.linalg.norm(problem.b)
@@ -215,7 +215,7 @@ def test_paper_dcdm_without_smoother_steps_converges_to_1e_8_in_2d():
 @pytest.mark.parametrize("smoother", ["jacobi", "ssor", "ic0"])
 def test_every_smoother_takes_one_step_per_network_step_and_converges(smoother):
     problem = op.scene("sphere-plume", (24, 24))
-    result = solve_dcdm(problem.A, problem.b, grid=problem.mask, rtol=1e-8, smoother=smoother)
+    result = solve_dcdm(problem.A, problem.b, grid=problem.mask, rtol=1e-8, smoother=smoother, scales=(1,))
     assert result.converged and result.preconditioner == f"dcdm-net+{smoother}"
     assert result.details["smoother_steps"] == result.iterations - result.details["fallback_steps"] > 0
     assert np.linalg.norm(problem.b - problem.A @ result.x) <= 1e-8 * np.linalg.norm(problem.b)
@@ -230,7 +230,7 @@ def test_full_grid_shape_and_krylearn_solve_dispatch():
     via_solve = krylearn.solve(problem.A, problem.b, method="dcdm", grid=(20, 20), rtol=1e-8)
     assert via_solve.converged and via_solve.method == "dcdm"
     assert np.allclose(via_solve.x, result.x, rtol=1e-6, atol=1e-8)
-    paper = krylearn.solve(problem.A, problem.b, method="dcdm", M="none", grid=(20, 20), rtol=1e-8)
+    paper = krylearn.solve(problem.A, problem.b, method="dcdm", M="none", scales=(1,), grid=(20, 20), rtol=1e-8)
     assert paper.converged and paper.preconditioner == "dcdm-net"
     with pytest.raises(ValueError, match="not both"):
         krylearn.solve(problem.A, problem.b, method="dcdm", M="ssor", smoother="ic0", grid=(20, 20))
@@ -270,7 +270,7 @@ def test_network_step_is_the_energy_optimal_step_along_its_direction():
     assert z @ r > 0  # a descent direction for the energy
 
 
-def test_multiscale_factors_go_down_to_about_the_training_size():
+def test_multiscale_factors_and_the_named_scale_rules():
     assert multiscale_factors((64, 64), 64) == (1,)
     assert multiscale_factors((128, 128), 64) == (1, 2)
     assert multiscale_factors((256, 256), 64) == (1, 2, 4)
@@ -278,8 +278,17 @@ def test_multiscale_factors_go_down_to_about_the_training_size():
     assert multiscale_factors((90, 90), 64) == (1,)  # 45 cells at scale 2: below 64 / sqrt(2)
     assert multiscale_factors((100, 40), 64) == (1, 2)
     assert multiscale_factors((64, 64, 64), 32) == (1, 2)
-    with pytest.raises(ValueError, match="trained_extent"):
+    with pytest.raises(ValueError, match="coarsest_extent"):
         multiscale_factors((64, 64), 0)
+    net = load_model("dcdm_2d")  # trained at 64^2
+    assert resolve_scales("auto", net, (64, 64)) == (1, 2, 4, 8)  # down to 8 cells per axis
+    assert resolve_scales("auto", net, (8, 8)) == (1,)
+    assert resolve_scales("trained", net, (256, 256)) == (1, 2, 4)
+    assert resolve_scales("coarse", net, (64, 64)) == (2, 4, 8)
+    assert resolve_scales("coarse", net, (8, 8)) == (1,)
+    assert resolve_scales([1, 4], net, (64, 64)) == (1, 4)
+    untrained = ResidualUNet(dim=2)  # no training grid recorded
+    assert resolve_scales("trained", untrained, (256, 256)) == (1,)
 
 
 class _ProbeNet(ResidualUNet):
@@ -326,27 +335,32 @@ def test_coarse_scale_feeds_block_sums_and_interpolates_back():
         NetworkPreconditioner(net, mask, scale=0)
 
 
-def test_multiscale_dcdm_cuts_iterations_above_the_training_size():
-    """At 128^2 (the 2D network was trained at 64^2) the default adds the network's direction on the
-    64^2 coarsening; on a held-out scene it converges in fewer iterations than the single-scale iteration."""
+def test_multiscale_dcdm_cuts_iterations():
+    """At 128^2 (the 2D network was trained at 64^2) the default adds the network's directions on the
+    64^2 ... 8^2 coarsenings; on a held-out scene it converges in fewer iterations than the iteration
+    that stops at the training size, and that in fewer than the single-scale iteration."""
     problem = op.random_problem((128, 128), seed=77, count=5, kinds=("sphere", "blob"))
     multi = solve_dcdm(problem.A, problem.b, grid=problem.mask, rtol=1e-6)
+    trained = solve_dcdm(problem.A, problem.b, grid=problem.mask, rtol=1e-6, scales="trained")
     single = solve_dcdm(problem.A, problem.b, grid=problem.mask, rtol=1e-6, scales=(1,))
-    assert multi.details["scales"] == [1, 2] and single.details["scales"] == [1]
-    assert multi.converged and single.converged and multi.iterations < single.iterations
-    assert multi.preconditioner == "dcdm-net+dcdm-net/2+ic0"
-    for result in (multi, single):
+    assert multi.details["scales"] == [1, 2, 4, 8, 16] and trained.details["scales"] == [1, 2]
+    assert single.details["scales"] == [1]
+    assert multi.converged and trained.converged and single.converged
+    assert multi.iterations < trained.iterations < single.iterations
+    assert trained.preconditioner == "dcdm-net+dcdm-net/2+ic0"
+    for result in (multi, trained, single):
         assert np.linalg.norm(problem.b - problem.A @ result.x) <= 1e-6 * np.linalg.norm(problem.b)
 
 
 def test_coarse_scales_leave_the_fine_grid_to_the_smoother():
     problem = op.random_problem((128, 128), seed=77, count=5, kinds=("sphere", "blob"))
     coarse = solve_dcdm(problem.A, problem.b, grid=problem.mask, rtol=1e-8, scales="coarse")
-    assert coarse.details["scales"] == [2] and coarse.preconditioner == "dcdm-net/2+ic0"
+    assert coarse.details["scales"] == [2, 4, 8, 16]
+    assert coarse.preconditioner == "dcdm-net/2+dcdm-net/4+dcdm-net/8+dcdm-net/16+ic0"
     assert coarse.converged
     assert np.linalg.norm(problem.b - problem.A @ coarse.x) <= 1e-8 * np.linalg.norm(problem.b)
-    small = op.scene("sphere-plume", (32, 32))  # at or below the training size the fine scale is all there is
-    assert solve_dcdm(small.A, small.b, grid=small.mask, scales="coarse").details["scales"] == [1]
+    tiny = op.scene("empty", (8, 8))  # too small to coarsen: the fine scale is all there is
+    assert solve_dcdm(tiny.A, tiny.b, grid=tiny.mask, scales="coarse").details["scales"] == [1]
     with pytest.raises(ValueError, match="smoother"):
         solve_dcdm(problem.A, problem.b, grid=problem.mask, scales="coarse", smoother=None)
 
@@ -387,7 +401,9 @@ def test_broken_network_falls_back_to_preconditioned_residual_steps(value, smoot
     problem = op.scene("sphere-plume", (12, 12))
     result = solve_dcdm(problem.A, problem.b, grid=problem.mask, model=_ConstantNet(value), rtol=1e-8,
                         smoother=smoother)
-    assert result.converged and result.details["fallback_steps"] == result.iterations > 0
+    scales = result.details["scales"]  # (1, 2) on 12^2: every network call of every iteration is unusable
+    assert scales == [1, 2]
+    assert result.converged and result.details["fallback_steps"] == len(scales) * result.iterations > 0
     assert result.details["smoother_steps"] == 0
 
 
