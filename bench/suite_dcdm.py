@@ -9,13 +9,12 @@ DCDM / IC(0)-PCG iterations, DCDM iteration growth from the smallest 2D grid
 up, and DCDM / AMG-PCG wall time. ``dcdm`` is the paper's iteration
 (``solve_dcdm(smoother=None, scales=(1,))``: one network call per iteration),
 ``dcdm+ic0,1-scale`` the hybrid with an IC(0) step per iteration on one
-scale, ``dcdm+ic0`` the default (IC(0) step and multiscale directions,
-``scales="auto"``: the network also runs on the 2x, 4x, ... coarsened grids
-down to about 8 cells per axis), ``dcdm+ic0,trained`` the same down to the
-network's training size only (``scales="trained"``), ``dcdm+ic0,coarse`` the
-default without the network on the fine grid (``scales="coarse"``), all
-keeping the directions of k = 2 iterations (the default); ``dcdm+ic0,k=30``
-keeps 30.
+scale, ``dcdm+ic0,trained`` with the network also on the 2x, 4x, ...
+coarsened grids down to its training size (``scales="trained"``),
+``dcdm+ic0,all-scales`` down to about 8 cells per axis (``scales="all"``),
+``dcdm+ic0`` the default: the same coarse scales, the fine grid left to the
+IC(0) step (``scales="auto"``), all keeping the directions of k = 2
+iterations (the default); ``dcdm+ic0,k=30`` is the default keeping 30.
 Deflated PCG is IC(0)-PCG with subdomain deflation (one piecewise-constant
 vector per 8^d block of cells), applied as the balancing preconditioner
 M_BNN = (I - QA) M_IC^{-1} (I - AQ) + Q, Q = Z (Z^T A Z)^{-1} Z^T, which is
@@ -39,7 +38,7 @@ from krylearn.solvers.krylov import run_cg
 
 DCDM_VARIANTS = {  # method -> (smoother, k: iterations whose directions are kept, network scales)
     "dcdm": (None, 2, (1,)), "dcdm+ic0,1-scale": ("ic0", 2, (1,)), "dcdm+ic0,trained": ("ic0", 2, "trained"),
-    "dcdm+ic0": ("ic0", 2, "auto"), "dcdm+ic0,coarse": ("ic0", 2, "coarse"), "dcdm+ic0,k=30": ("ic0", 30, "auto"),
+    "dcdm+ic0,all-scales": ("ic0", 2, "all"), "dcdm+ic0": ("ic0", 2, "auto"), "dcdm+ic0,k=30": ("ic0", 30, "auto"),
 }
 METHODS = ("cg", "ic0-pcg", "deflated-pcg", "amg-pcg", *DCDM_VARIANTS)
 

@@ -2,8 +2,8 @@
 scenes, with the DCDM network alone, ICC alone, the DCDM + ICC hybrid as
 PETSc's multiplicative composite (z = N(r) + ICC^{-1}(r - A N(r))), and the
 multiscale hybrid: the network at the coarsening factors krylearn's
-``scales="auto"`` picks (``-sub_<i>_krylearn_scale``), then ICC, all in one
-multiplicative composite:
+``scales="auto"`` picks (``-sub_<i>_krylearn_scale``: 2, 4, ... down to about
+8 cells per axis), then ICC, all in one multiplicative composite:
 
     python examples/petsc_dcdm_hybrid.py [--scenes empty sphere-plume] [--grids 64 128]
 
@@ -37,7 +37,7 @@ def configurations(mask_file: str, scales: tuple[int, ...]) -> dict[str, dict[st
         return options
 
     configs = {"hybrid": composite((1,))}
-    if len(scales) > 1:
+    if scales != (1,):
         configs["multiscale-hybrid"] = composite(scales)
     return {**configs, "icc": {"pc_type": "icc"}, "network": {"pc_type": "python", **network}}
 

@@ -24,19 +24,19 @@ smooth error, the smoother the rough error it misses, so a weak network cannot
 make the iteration stagnate (one extra mat-vec and S solve, no extra network
 call). ``smoother=None`` is the paper's DCDM exactly.
 
-Multiscale directions (``solve_dcdm(scales="auto")``, the default): the
-network is also applied to the residual restricted to the grid coarsened by
-2, 4, ... down to about 8 cells per axis (block sums over s^d cells, a coarse
-cell is fluid when any of its cells is; the coarse direction is prolonged
-(bi/tri)linearly), and each scale contributes one A-orthogonalised step per
-iteration, like the levels of a multigrid cycle. A network trained at 64^2
-sees the whole domain of a 256^2 grid only at scale 4, so without the coarse
-scales its iteration count grows with the grid like a one-level method's; the
-scales below the training size cut the iterations further at every size
-(README). ``scales="trained"`` stops at about the training size,
-``scales=(1,)`` is the single-scale iteration, and ``scales="coarse"`` drops
-the fine scale: the fine grid then gets only the smoother's step, and the
-network runs on 4x (2D) / 8x (3D) fewer cells at most.
+Multiscale directions: the network is also applied to the residual
+restricted to the grid coarsened by 2, 4, ... down to about 8 cells per axis
+(block sums over s^d cells, a coarse cell is fluid when any of its cells is;
+the coarse direction is prolonged (bi/tri)linearly), and each scale
+contributes one A-orthogonalised step per iteration, like the levels of a
+multigrid cycle. A network trained at 64^2 sees the whole domain of a 256^2
+grid only at scale 4, so with one scale its iteration count grows with the
+grid like a one-level method's. ``scales="all"`` runs the network at every
+scale, the fine grid included; ``scales="auto"``, the default, leaves the fine
+grid to the smoother's step (the fine network call costs 3x (2D) / 7x (3D) all
+the coarse ones together and, next to the IC(0) step, buys few iterations:
+README), ``scales="trained"`` stops at about the training size, and
+``scales=(1,)`` is the single-scale iteration.
 
 Grids: ``grid`` is a shape (every cell an unknown, C order) or a boolean
 fluid mask (the unknowns are its True cells in C order, as produced by
@@ -362,16 +362,17 @@ def multiscale_factors(shape, coarsest_extent: int) -> tuple[int, ...]:
     return tuple(factors)
 
 
-def resolve_scales(scales, net: ResidualUNet, shape) -> tuple[int, ...]:
+def resolve_scales(scales, net: ResidualUNet, shape, *, smoother: bool = True) -> tuple[int, ...]:
     """The coarsening factors that ``solve_dcdm(scales=...)`` uses on a grid of ``shape``:
-    "auto": down to about COARSEST_EXTENT cells per axis; "trained": down to about the largest grid
-    the network was trained on (model metadata ``grid``; (1,) when it is not recorded); "coarse":
-    "auto" without the fine scale when it has coarser ones; or a sequence of distinct positive
-    integers, returned as a tuple."""
+    "all": 1, 2, 4, ... down to about COARSEST_EXTENT cells per axis; "auto": the same without the
+    fine scale 1 when there is a ``smoother`` to take the fine grid's step and the grid has coarser
+    scales; "trained": 1, 2, ... down to about the largest grid the network was trained on (model
+    metadata ``grid``; (1,) when it is not recorded); or a sequence of distinct positive integers,
+    returned as a tuple."""
     if isinstance(scales, str):
-        if scales in ("auto", "coarse"):
+        if scales in ("auto", "all"):
             factors = multiscale_factors(shape, COARSEST_EXTENT)
-            return factors[1:] or factors if scales == "coarse" else factors
+            return factors[1:] if scales == "auto" and smoother and len(factors) > 1 else factors
         if scales == "trained":
             grid = getattr(net, "metadata", {}).get("grid")
             sizes = grid if isinstance(grid, (list, tuple)) else [grid]
@@ -386,7 +387,7 @@ def resolve_scales(scales, net: ResidualUNet, shape) -> tuple[int, ...]:
             if not factors or len(set(factors)) != len(factors):
                 raise ValueError(f"scales must be distinct coarsening factors, at least one, got {scales!r}")
             return factors
-    raise ValueError(f'scales must be "auto", "trained", "coarse" or a sequence of coarsening factors, '
+    raise ValueError(f'scales must be "auto", "all", "trained" or a sequence of coarsening factors, '
                      f'got {scales!r}')
 
 
@@ -402,19 +403,19 @@ def solve_dcdm(A, b, *, grid, rtol: float = 1e-8, atol: float = 0.0, maxiter: in
     network + smoother iteration of the module doc ("ic0", "ssor", "jacobi"
     or any ``make_preconditioner`` spec; None: the paper's DCDM).
     ``scales``: the grid coarsening factors at which the network gives a
-    direction each iteration (:func:`resolve_scales`): "auto" (1, 2, 4, ...
-    down to about 8 cells per axis), "trained" (down to about the network's
-    training grid), "coarse" ("auto" without the fine scale: the fine grid
-    gets only the smoother's step, so it needs a smoother), or a sequence of
-    distinct positive integers, (1,) being the single-scale iteration."""
+    direction each iteration (:func:`resolve_scales`): "auto" (2, 4, ... down
+    to about 8 cells per axis, the fine grid getting only the smoother's step;
+    1 as well without a smoother or on a grid too small to coarsen), "all"
+    (1, 2, 4, ...), "trained" (1, 2, ... down to about the network's training
+    grid), or a sequence of distinct positive integers, (1,) being the
+    single-scale iteration."""
     csr = as_csr(A, dtype=np.float64)
     mask = grid_mask(grid, csr.shape[0])
     if model is None:
         model = f"dcdm_{mask.ndim}d"
     net = model if isinstance(model, ResidualUNet) else load_model(model, device=device)
-    if isinstance(scales, str) and scales == "coarse" and (smoother is None or smoother == "none"):
-        raise ValueError('scales="coarse" leaves the fine grid to the smoother; give a smoother (e.g. "ic0")')
-    factors = resolve_scales(scales, net, mask.shape)
+    has_smoother = smoother is not None and not (isinstance(smoother, str) and smoother == "none")
+    factors = resolve_scales(scales, net, mask.shape, smoother=has_smoother)
     M = [NetworkPreconditioner(net, mask, device=device, scale=s).setup(csr) for s in factors]
     result = flexible_cg(csr, b, M, x0=x0, rtol=rtol, atol=atol, maxiter=maxiter, k=k, callback=callback,
                          smoother=smoother, method="dcdm")

@@ -281,11 +281,11 @@ def test_multiscale_factors_and_the_named_scale_rules():
     with pytest.raises(ValueError, match="coarsest_extent"):
         multiscale_factors((64, 64), 0)
     net = load_model("dcdm_2d")  # trained at 64^2
-    assert resolve_scales("auto", net, (64, 64)) == (1, 2, 4, 8)  # down to 8 cells per axis
-    assert resolve_scales("auto", net, (8, 8)) == (1,)
+    assert resolve_scales("all", net, (64, 64)) == (1, 2, 4, 8)  # down to 8 cells per axis
+    assert resolve_scales("auto", net, (64, 64)) == (2, 4, 8)  # the smoother takes the fine grid's step
+    assert resolve_scales("auto", net, (64, 64), smoother=False) == (1, 2, 4, 8)
+    assert resolve_scales("auto", net, (8, 8)) == resolve_scales("all", net, (8, 8)) == (1,)
     assert resolve_scales("trained", net, (256, 256)) == (1, 2, 4)
-    assert resolve_scales("coarse", net, (64, 64)) == (2, 4, 8)
-    assert resolve_scales("coarse", net, (8, 8)) == (1,)
     assert resolve_scales([1, 4], net, (64, 64)) == (1, 4)
     untrained = ResidualUNet(dim=2)  # no training grid recorded
     assert resolve_scales("trained", untrained, (256, 256)) == (1,)
@@ -336,38 +336,38 @@ def test_coarse_scale_feeds_block_sums_and_interpolates_back():
 
 
 def test_multiscale_dcdm_cuts_iterations():
-    """At 128^2 (the 2D network was trained at 64^2) the default adds the network's directions on the
-    64^2 ... 8^2 coarsenings; on a held-out scene it converges in fewer iterations than the iteration
-    that stops at the training size, and that in fewer than the single-scale iteration."""
+    """At 128^2 (the 2D network was trained at 64^2) the network's directions on the 64^2 ... 8^2
+    coarsenings cut the iterations on a held-out scene below those of the iteration that stops at the
+    training size, and those below the single-scale iteration's."""
     problem = op.random_problem((128, 128), seed=77, count=5, kinds=("sphere", "blob"))
-    multi = solve_dcdm(problem.A, problem.b, grid=problem.mask, rtol=1e-6)
+    every = solve_dcdm(problem.A, problem.b, grid=problem.mask, rtol=1e-6, scales="all")
     trained = solve_dcdm(problem.A, problem.b, grid=problem.mask, rtol=1e-6, scales="trained")
     single = solve_dcdm(problem.A, problem.b, grid=problem.mask, rtol=1e-6, scales=(1,))
-    assert multi.details["scales"] == [1, 2, 4, 8, 16] and trained.details["scales"] == [1, 2]
+    assert every.details["scales"] == [1, 2, 4, 8, 16] and trained.details["scales"] == [1, 2]
     assert single.details["scales"] == [1]
-    assert multi.converged and trained.converged and single.converged
-    assert multi.iterations < trained.iterations < single.iterations
+    assert every.converged and trained.converged and single.converged
+    assert every.iterations < trained.iterations < single.iterations
     assert trained.preconditioner == "dcdm-net+dcdm-net/2+ic0"
-    for result in (multi, trained, single):
+    for result in (every, trained, single):
         assert np.linalg.norm(problem.b - problem.A @ result.x) <= 1e-6 * np.linalg.norm(problem.b)
 
 
-def test_coarse_scales_leave_the_fine_grid_to_the_smoother():
+def test_default_scales_leave_the_fine_grid_to_the_smoother():
     problem = op.random_problem((128, 128), seed=77, count=5, kinds=("sphere", "blob"))
-    coarse = solve_dcdm(problem.A, problem.b, grid=problem.mask, rtol=1e-8, scales="coarse")
-    assert coarse.details["scales"] == [2, 4, 8, 16]
-    assert coarse.preconditioner == "dcdm-net/2+dcdm-net/4+dcdm-net/8+dcdm-net/16+ic0"
-    assert coarse.converged
-    assert np.linalg.norm(problem.b - problem.A @ coarse.x) <= 1e-8 * np.linalg.norm(problem.b)
+    default = solve_dcdm(problem.A, problem.b, grid=problem.mask, rtol=1e-8)
+    assert default.details["scales"] == [2, 4, 8, 16]
+    assert default.preconditioner == "dcdm-net/2+dcdm-net/4+dcdm-net/8+dcdm-net/16+ic0"
+    assert default.converged
+    assert np.linalg.norm(problem.b - problem.A @ default.x) <= 1e-8 * np.linalg.norm(problem.b)
+    paper = solve_dcdm(problem.A, problem.b, grid=problem.mask, rtol=1e-2, smoother=None)  # no smoother: fine too
+    assert paper.details["scales"] == [1, 2, 4, 8, 16]
     tiny = op.scene("empty", (8, 8))  # too small to coarsen: the fine scale is all there is
-    assert solve_dcdm(tiny.A, tiny.b, grid=tiny.mask, scales="coarse").details["scales"] == [1]
-    with pytest.raises(ValueError, match="smoother"):
-        solve_dcdm(problem.A, problem.b, grid=problem.mask, scales="coarse", smoother=None)
+    assert solve_dcdm(tiny.A, tiny.b, grid=tiny.mask).details["scales"] == [1]
 
 
 def test_bad_scales_and_direction_lists():
     problem = op.scene("empty", (8, 8))
-    for bad in ("all", (), (1, 1), (0,), 3):
+    for bad in ("everything", "coarse", (), (1, 1), (0,), 3):
         with pytest.raises(ValueError):
             solve_dcdm(problem.A, problem.b, grid=(8, 8), scales=bad)
     with pytest.raises(TypeError, match="sequence"):
@@ -401,8 +401,7 @@ def test_broken_network_falls_back_to_preconditioned_residual_steps(value, smoot
     problem = op.scene("sphere-plume", (12, 12))
     result = solve_dcdm(problem.A, problem.b, grid=problem.mask, model=_ConstantNet(value), rtol=1e-8,
                         smoother=smoother)
-    scales = result.details["scales"]  # (1, 2) on 12^2: every network call of every iteration is unusable
-    assert scales == [1, 2]
+    scales = result.details["scales"]  # every network call of every iteration is unusable
     assert result.converged and result.details["fallback_steps"] == len(scales) * result.iterations > 0
     assert result.details["smoother_steps"] == 0
 
