@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -282,14 +281,14 @@ def flexible_cg(A, b, M, *, x0=None, rtol: float = 1e-8, atol: float = 0.0, maxi
     r = b - csr @ x
     rnorm = float(np.linalg.norm(r))
     residuals = [rnorm]
-    directions: deque = deque(maxlen=k * (len(generators) + smooth_every_step))  # (p, A p, p.A p)
+    directions = _DirectionStore(k * (len(generators) + smooth_every_step), n)
 
     def take(step) -> None:
         p, Ap, pAp = step
         alpha = float(p @ r) / pAp
         x[:] += alpha * p
         r[:] -= alpha * Ap
-        directions.append(step)
+        directions.append(p, Ap, pAp)
 
     info, iterations = maxiter, 0
     while iterations < maxiter:
@@ -332,16 +331,34 @@ def flexible_cg(A, b, M, *, x0=None, rtol: float = 1e-8, atol: float = 0.0, maxi
                        method, name, details)
 
 
-def _conjugate(csr, z: np.ndarray, directions) -> tuple[np.ndarray, np.ndarray, float] | None:
-    """(p, A p, p.A p) for z A-orthogonalised against ``directions``; None when unusable."""
+class _DirectionStore:
+    """The last ``capacity`` directions p_j with A p_j and p_j.A p_j, as rows of two preallocated
+    arrays (a ring: the newest overwrites the oldest), so that conjugating against all of them is
+    three matrix-vector products instead of a loop of vector updates."""
+
+    def __init__(self, capacity: int, n: int) -> None:
+        self.P, self.AP = np.empty((capacity, n)), np.empty((capacity, n))
+        self.pAp = np.empty(capacity)
+        self.count = self.head = 0
+
+    def append(self, p: np.ndarray, Ap: np.ndarray, pAp: float) -> None:
+        self.P[self.head], self.AP[self.head], self.pAp[self.head] = p, Ap, pAp
+        self.head = (self.head + 1) % len(self.pAp)
+        self.count = min(self.count + 1, len(self.pAp))
+
+
+def _conjugate(csr, z: np.ndarray, directions: _DirectionStore) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """(p, A p, p.A p) for z A-orthogonalised against ``directions`` (classical Gram-Schmidt in the
+    A inner product: p = z - sum_j (z.A p_j / p_j.A p_j) p_j); None when unusable."""
     if z.shape != (csr.shape[0],) or not np.all(np.isfinite(z)) or not np.any(z):
         return None
     Az = csr @ z
-    p, Ap = z.copy(), Az
-    for pj, Apj, pApj in directions:
-        coef = float(z @ Apj) / pApj
-        p -= coef * pj
-        Ap = Ap - coef * Apj
+    m = directions.count
+    if m:
+        coef = (directions.AP[:m] @ z) / directions.pAp[:m]
+        p, Ap = z - coef @ directions.P[:m], Az - coef @ directions.AP[:m]
+    else:
+        p, Ap = z.copy(), Az
     pAp = float(p @ Ap)
     if not np.isfinite(pAp) or pAp <= 0.0:
         return None
