@@ -155,12 +155,13 @@ class DCDM(_LocalBlockPC):
         scale = _get_string(options, "scale", None)
         if scale is not None:
             try:
-                self.scale = int(scale)
+                value = int(scale)
             except ValueError:
-                self.scale = 0
-            if self.scale < 1:
+                value = 0
+            if value < 1:
                 raise ValueError(f"-{OPTION_PREFIX}scale (grid coarsening factor) must be a positive integer, "
                                  f"got {scale!r}")
+            self.scale = value
 
     def setUp(self, pc) -> None:  # noqa: N802
         if self.mask_file:

@@ -193,6 +193,20 @@ class NetworkPreconditioner(Preconditioner):
         check_grid_matrix(csr, self.mask)
         self._A = csr
         self.dtype = np.dtype(np.float64)
+        self._prepare_scale()
+
+    def at_scale(self, scale: int) -> NetworkPreconditioner:
+        """The same network, grid and A (this preconditioner, set up) at coarsening factor ``scale``,
+        set up without validating A and the grid again."""
+        if self.shape is None:
+            raise RuntimeError("NetworkPreconditioner.at_scale needs a set-up preconditioner; call setup(A) first")
+        other = NetworkPreconditioner(self.model, self.mask, self.device, scale)
+        other.shape, other.dtype, other.mask, other._A = self.shape, self.dtype, self.mask, self._A
+        other._prepare_scale()
+        return other
+
+    def _prepare_scale(self) -> None:
+        """The padded grid, crop and (coarse) fluid masks of this scale for the validated mask."""
         s = self.scale
         self._padded = tuple(-(-size // s) * s for size in self.mask.shape)
         self._crop = tuple(slice(0, size) for size in self.mask.shape)
@@ -386,26 +400,21 @@ def resolve_scales(scales, net: ResidualUNet, shape, *, smoother: bool = True) -
     scales; "trained": 1, 2, ... down to about the largest grid the network was trained on (model
     metadata ``grid``; (1,) when it is not recorded); or a sequence of distinct positive integers,
     returned as a tuple."""
-    if isinstance(scales, str):
-        if scales in ("auto", "all"):
-            factors = multiscale_factors(shape, COARSEST_EXTENT)
-            return factors[1:] if scales == "auto" and smoother and len(factors) > 1 else factors
-        if scales == "trained":
-            grid = getattr(net, "metadata", {}).get("grid")
-            sizes = grid if isinstance(grid, (list, tuple)) else [grid]
-            sizes = [int(g) for g in sizes if isinstance(g, (int, np.integer)) and not isinstance(g, bool) and g > 0]
-            return multiscale_factors(shape, max(sizes)) if sizes else (1,)
-    elif not isinstance(scales, (bytes, dict)):
-        try:
-            factors = tuple(scales)
-        except TypeError:
-            factors = None
-        if factors is not None:
-            if not factors or len(set(factors)) != len(factors):
-                raise ValueError(f"scales must be distinct coarsening factors, at least one, got {scales!r}")
-            return factors
-    raise ValueError(f'scales must be "auto", "all", "trained" or a sequence of coarsening factors, '
-                     f'got {scales!r}')
+    if isinstance(scales, str) and scales in ("auto", "all"):
+        factors = multiscale_factors(shape, COARSEST_EXTENT)
+        return factors[1:] if scales == "auto" and smoother and len(factors) > 1 else factors
+    if isinstance(scales, str) and scales == "trained":
+        grid = getattr(net, "metadata", {}).get("grid")
+        sizes = grid if isinstance(grid, (list, tuple)) else [grid]
+        sizes = [int(g) for g in sizes if isinstance(g, (int, np.integer)) and not isinstance(g, bool) and g > 0]
+        return multiscale_factors(shape, max(sizes)) if sizes else (1,)
+    if isinstance(scales, (str, bytes, dict)) or not hasattr(scales, "__iter__"):
+        raise ValueError(f'scales must be "auto", "all", "trained" or a sequence of coarsening factors, '
+                         f'got {scales!r}')
+    factors = tuple(scales)
+    if not factors or len(set(factors)) != len(factors):
+        raise ValueError(f"scales must be distinct coarsening factors, at least one, got {scales!r}")
+    return factors
 
 
 def solve_dcdm(A, b, *, grid, rtol: float = 1e-8, atol: float = 0.0, maxiter: int | None = None, x0=None,
@@ -431,9 +440,10 @@ def solve_dcdm(A, b, *, grid, rtol: float = 1e-8, atol: float = 0.0, maxiter: in
     if model is None:
         model = f"dcdm_{mask.ndim}d"
     net = model if isinstance(model, ResidualUNet) else load_model(model, device=device)
-    has_smoother = smoother is not None and not (isinstance(smoother, str) and smoother == "none")
-    factors = resolve_scales(scales, net, mask.shape, smoother=has_smoother)
-    M = [NetworkPreconditioner(net, mask, device=device, scale=s).setup(csr) for s in factors]
+    smoother = make_preconditioner(smoother, csr)  # None for None or "none"; flexible_cg takes it as built
+    factors = resolve_scales(scales, net, mask.shape, smoother=smoother is not None)
+    first = NetworkPreconditioner(net, mask, device=device, scale=factors[0]).setup(csr)
+    M = [first, *(first.at_scale(s) for s in factors[1:])]  # A and the grid validated once
     result = flexible_cg(csr, b, M, x0=x0, rtol=rtol, atol=atol, maxiter=maxiter, k=k, callback=callback,
                          smoother=smoother, method="dcdm")
     result.details["model"] = getattr(net, "metadata", {}).get("name", type(net).__name__)

@@ -335,6 +335,20 @@ def test_coarse_scale_feeds_block_sums_and_interpolates_back():
         NetworkPreconditioner(net, mask, scale=0)
 
 
+def test_at_scale_equals_a_preconditioner_set_up_at_that_scale():
+    problem = op.scene("sphere-plume", (48, 48))
+    net = load_model("dcdm_2d")
+    first = NetworkPreconditioner(net, problem.mask).setup(problem.A)
+    r = np.random.default_rng(9).standard_normal(problem.n)
+    for scale in (2, 4):
+        shared = first.at_scale(scale)
+        fresh = NetworkPreconditioner(net, problem.mask, scale=scale).setup(problem.A)
+        assert shared.name == fresh.name == f"dcdm-net/{scale}"
+        np.testing.assert_array_equal(shared(r), fresh(r))
+    with pytest.raises(RuntimeError, match="setup"):
+        NetworkPreconditioner(net, problem.mask).at_scale(2)
+
+
 def test_multiscale_dcdm_cuts_iterations():
     """At 128^2 (the 2D network was trained at 64^2) the network's directions on the 64^2 ... 8^2
     coarsenings cut the iterations on a held-out scene below those of the iteration that stops at the
