@@ -169,3 +169,23 @@ def frobenius_loss(g: FactorGraph, l_off, l_diag, z: torch.Tensor) -> torch.Tens
     """NeuralIF: sketched ||(L L^T - A~) z||^2 / ||z||^2 with z ~ N(0, I), no solutions needed."""
     residual = factor_matvec(g, l_off, l_diag, z) - scaled_matvec(g, z)
     return (residual.square().sum(0) / z.square().sum(0).clamp_min(1e-30)).mean()
+
+
+CONDITION_LOSS_MAX_N = 4096
+
+
+def condition_loss(g: FactorGraph, l_off, l_diag) -> torch.Tensor:
+    """log(lambda_max / lambda_min) of L^{-1} A~ L^{-T}: the log spectral condition number of the
+    preconditioned matrix, dense in float64 (O(n^3): training matrices of n <= 4096 only)."""
+    n = g.n
+    if n > CONDITION_LOSS_MAX_N:
+        raise ValueError(f"the condition loss is dense: n <= {CONDITION_LOSS_MAX_N}, got n = {n}")
+    eye = torch.arange(n, device=g.rows.device)
+    L = torch.zeros(n, n, dtype=torch.float64, device=g.rows.device)
+    L = L.index_put((g.rows, g.cols), l_off.double()).index_put((eye, eye), l_diag.double())
+    A = torch.eye(n, dtype=torch.float64, device=g.rows.device)
+    A = A.index_put((g.rows, g.cols), g.a_off.double()).index_put((g.cols, g.rows), g.a_off.double())
+    half = torch.linalg.solve_triangular(L, A, upper=False)  # L^{-1} A
+    S = torch.linalg.solve_triangular(L, half.T, upper=False)  # L^{-1} A L^{-T}
+    eigenvalues = torch.linalg.eigvalsh(0.5 * (S + S.T))
+    return torch.log(eigenvalues[-1] / eigenvalues[0])

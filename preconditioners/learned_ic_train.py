@@ -11,6 +11,14 @@ Losses on the Jacobi-scaled A~ (both papers' options, see :mod:`.ic_gnn`):
   fresh each step; no solutions needed.
 - ``combined``: the sum of the two log-ratios below (smooth modes from the
   data term, the rest of the spectrum kept in check by the Frobenius term).
+- ``condition``: log(lambda_max / lambda_min) of L^{-1} A~ L^{-T}, computed
+  densely (training matrices of n <= 4096): the spectral condition number
+  that bounds PCG's iterations; for spectra without clusters to exploit.
+- ``pcg``: the log residual reduction of ``unroll`` PCG iterations with
+  M = L L^T on A~ x = b, b ~ N(0, I) (:mod:`.pcg_loss`): the quantity the
+  user pays for, differentiated through the iterations. Per matrix, the
+  unrolled count is the number of IC(0)-PCG iterations to 1e-8 (the benchmark's
+  tolerance), at most ``unroll``.
 
 Each matrix's loss is divided by its value at IC(0) (the network's starting
 point) and the optimiser minimises the mean log of that ratio, so every matrix
@@ -39,10 +47,11 @@ import scipy.sparse as sp
 import torch
 from scipy.sparse.linalg import splu
 
-from .ic_gnn import FactorGraph, ICGNN, data_loss, frobenius_loss
+from .ic_gnn import FactorGraph, ICGNN, condition_loss, data_loss, frobenius_loss
 from .learned_ic import MODELS_DIR, LearnedIC, factor_graph
+from .pcg_loss import FactorPattern, unrolled_pcg_loss
 
-LOSSES = ("data", "frobenius", "combined")
+LOSSES = ("data", "frobenius", "combined", "condition", "pcg")
 GENERAL_MIX = ("diffusion2d", "diffusion3d", "heat_fem")  # the default model "general" (M="learned")
 
 
@@ -53,6 +62,10 @@ class Example:
     b: torch.Tensor | None
     base_data: float  # the losses of the IC(0) factor (the network's starting point)
     base_frobenius: float
+    pattern: FactorPattern | None = None  # pcg loss: L's CSR layout, unrolled iterations, IC(0)'s value
+    pcg_steps: int = 0
+    base_pcg: float = 0.0
+    base_condition: float = 0.0
 
 
 def jacobi_scaled(A) -> sp.csc_array:
@@ -72,25 +85,46 @@ def jacobi_scaled(A) -> sp.csc_array:
     return sp.csc_array(scaled)
 
 
-def prepare_example(A, loss: str, rng: np.random.Generator, n_pairs: int = 8, device="cpu") -> Example:
+def prepare_example(A, loss: str, rng: np.random.Generator, n_pairs: int = 8, device="cpu",
+                    unroll: int = 32) -> Example:
     """Network input and loss data for one SPD matrix."""
-    graph, _, _ = factor_graph(A, device=device)
+    graph, tril, _ = factor_graph(A, device=device)
     x_t = b_t = None
     base_data = base_frobenius = 1.0
-    if loss in ("data", "combined"):
+    if loss in ("data", "combined", "pcg"):
         b = rng.standard_normal((graph.n, n_pairs))
+        b_t = torch.as_tensor(b, dtype=torch.float32, device=device)
+    if loss in ("data", "combined"):
         x = splu(jacobi_scaled(A)).solve(b)
         x_t = torch.as_tensor(x, dtype=torch.float32, device=device)
-        b_t = torch.as_tensor(b, dtype=torch.float32, device=device)
         base_data = float(data_loss(graph, graph.l0_off, graph.l0_diag, x_t, b_t))
     if loss in ("frobenius", "combined"):
         z = torch.as_tensor(rng.standard_normal((graph.n, 64)), dtype=torch.float32, device=device)
         base_frobenius = float(frobenius_loss(graph, graph.l0_off, graph.l0_diag, z))
-    return Example(graph, x_t, b_t, base_data, base_frobenius)
+    example = Example(graph, x_t, b_t, base_data, base_frobenius)
+    if loss == "condition":
+        with torch.no_grad():
+            example.base_condition = float(condition_loss(graph, graph.l0_off, graph.l0_diag))
+    if loss == "pcg":
+        from krylearn.solvers.krylov import run_cg
+
+        from .classical import IC0
+
+        ic0_iterations = run_cg(A, b[:, 0] * np.sqrt(A.diagonal()), rtol=1e-8, maxiter=20 * graph.n,
+                                M=IC0().setup(A)).iterations
+        example.pattern = FactorPattern(tril.indptr, tril.indices)
+        example.pcg_steps = int(np.clip(ic0_iterations, 1, unroll))
+        example.b = torch.as_tensor(b, dtype=torch.float64, device=device)
+        with torch.no_grad():
+            example.base_pcg = float(unrolled_pcg_loss(graph, example.pattern, graph.l0_off, graph.l0_diag,
+                                                       example.b, example.pcg_steps))
+    return example
 
 
 def _loss(model: ICGNN, ex: Example, loss: str, generator: torch.Generator) -> torch.Tensor:
-    """log(loss / loss at IC(0)); ``combined`` sums the data and Frobenius terms."""
+    """log(loss / loss at IC(0)) (``condition``, ``pcg``: the log condition number or residual
+    reduction minus IC(0)'s);
+    ``combined`` sums the data and Frobenius terms."""
     l_off, l_diag = model(ex.graph)
     value = ex.graph.a_off.new_zeros(())
     if loss in ("data", "combined"):
@@ -98,6 +132,10 @@ def _loss(model: ICGNN, ex: Example, loss: str, generator: torch.Generator) -> t
     if loss in ("frobenius", "combined"):
         z = torch.randn((ex.graph.n, 8), generator=generator).to(ex.graph.a_off.device)
         value = value + torch.log(frobenius_loss(ex.graph, l_off, l_diag, z) / max(ex.base_frobenius, 1e-30))
+    if loss == "condition":
+        value = value + condition_loss(ex.graph, l_off, l_diag) - ex.base_condition
+    if loss == "pcg":
+        value = value + unrolled_pcg_loss(ex.graph, ex.pattern, l_off, l_diag, ex.b, ex.pcg_steps) - ex.base_pcg
     return value
 
 
@@ -121,7 +159,7 @@ def validation_iterations(pc: LearnedIC, matrices, rtol: float = 1e-6, seed: int
 
 def train(matrices, *, validation=None, family: str = "custom", loss: str = "data", epochs: int = 20,
           lr: float = 3e-3, width: int = 8, rounds: int = 3, seed: int = 0, device="cpu",
-          show_progress: bool = False, n_pairs: int = 8, log=None) -> LearnedIC:
+          show_progress: bool = False, n_pairs: int = 8, unroll: int = 32, log=None) -> LearnedIC:
     """Train an :class:`ICGNN` on SPD ``matrices``; returns the :class:`LearnedIC` with the best
     validation epoch (the last epoch without ``validation``). The record (loss curve,
     validation iterations, settings, wall time) is stored in ``metadata["training"]``."""
@@ -136,7 +174,7 @@ def train(matrices, *, validation=None, family: str = "custom", loss: str = "dat
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
-    examples = [prepare_example(A, loss, rng, n_pairs, device) for A in matrices]
+    examples = [prepare_example(A, loss, rng, n_pairs, device, unroll) for A in matrices]
     features = torch.cat([ex.graph.node_features for ex in examples]).cpu().double()
     feature_ranges = {"node": torch.quantile(features, torch.tensor([0.001, 0.999], dtype=torch.float64),
                                              dim=0).tolist()}
@@ -144,6 +182,7 @@ def train(matrices, *, validation=None, family: str = "custom", loss: str = "dat
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs * len(examples))
     record = {"family": family, "loss": loss, "epochs": epochs, "lr": lr, "width": width, "rounds": rounds,
+              **({"unroll": unroll} if loss == "pcg" else {}),
               "seed": seed, "n_train": len(examples), "n_val": len(validation or []),
               "train_sizes": sorted({int(A.shape[0]) for A in matrices}), "loss_curve": [], "validation": []}
     pc = LearnedIC(model, {"family": family, "feature_ranges": feature_ranges}, device=device)
@@ -199,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=None, help="unknowns per matrix (default: the family's training size)")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--loss", default="data", choices=LOSSES)
+    parser.add_argument("--unroll", type=int, default=32,
+                        help="pcg loss: at most this many unrolled PCG iterations per matrix")
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--width", type=int, default=8, help="hidden width (8 keeps inference cheap)")
     parser.add_argument("--rounds", type=int, default=3)
@@ -219,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     train_set, val_set = matrices(args.n_train, 0), matrices(args.n_val, 500_000)
     pc = train(train_set, validation=val_set, family=args.family, loss=args.loss, epochs=args.epochs, lr=args.lr,
-               width=args.width, rounds=args.rounds, seed=args.seed, device=args.device, show_progress=True)
+               width=args.width, rounds=args.rounds, seed=args.seed, device=args.device, show_progress=True,
+               unroll=args.unroll)
     record = pc.metadata["training"]
     record.update(command="krylearn train learned-ic " + " ".join(sys.argv[2:] if argv is None else argv),
                   wall_seconds=time.perf_counter() - start, torch=torch.__version__, python=platform.python_version(),

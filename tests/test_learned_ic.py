@@ -71,16 +71,83 @@ def test_preconditioner_is_spd_on_random_spd_input(n, seed, density):
     assert x @ M @ x > 0
 
 
-def test_few_training_steps_reduce_both_losses():
+def test_few_training_steps_reduce_every_loss():
     matrices = [make_matrix("diffusion2d", 144, seed=s) for s in range(2)]
-    for loss in ("data", "frobenius"):
+    for loss in ("data", "frobenius", "condition", "pcg"):
         pc = train(matrices, loss=loss, epochs=4, lr=5e-3, width=8, rounds=2, seed=0)
         ex = prepare_example(matrices[0], loss, np.random.default_rng(1))
         with torch.no_grad():
             value = float(_loss(pc.model, ex, loss, torch.Generator().manual_seed(0)))
-        assert value < -0.05, (loss, value)  # log(loss / loss at IC(0)) clearly negative
+        assert value < -0.05, (loss, value)  # log(loss / loss at IC(0)) (pcg: log residual vs IC(0)'s) negative
         curve = pc.metadata["training"]["loss_curve"]
         assert curve[-1] < curve[0] or curve[0] < -0.05
+
+
+def _dense_unrolled_pcg(g, l_off, l_diag, b, steps):
+    """The unrolled-PCG loss with dense matrices and torch's dense solve (reference for the adjoint)."""
+    n = g.n
+    L = torch.zeros(n, n, dtype=torch.float64).index_put((g.rows, g.cols), l_off)
+    L = L.index_put((torch.arange(n), torch.arange(n)), l_diag)
+    A = torch.eye(n, dtype=torch.float64).index_put((g.rows, g.cols), g.a_off.double())
+    A = A.index_put((g.cols, g.rows), g.a_off.double())
+    M = L @ L.T
+    r, logs = b, []
+    z = torch.linalg.solve(M, r)
+    p, rz = z, (r * z).sum(0)
+    for j in range(steps):
+        Ap = A @ p
+        alpha = rz / (p * Ap).sum(0)
+        r = r - alpha * Ap
+        if 2 * j >= steps - 1:
+            logs.append(torch.log(r.norm(dim=0) / b.norm(dim=0)).mean())
+        z = torch.linalg.solve(M, r)
+        rz_new = (r * z).sum(0)
+        p, rz = z + (rz_new / rz) * p, rz_new
+    return torch.stack(logs).mean()
+
+
+@pytest.mark.parametrize("steps", [1, 4, 9])
+def test_unrolled_pcg_loss_and_gradient_match_dense_reference(steps):
+    from krylearn.preconditioners.pcg_loss import FactorPattern, unrolled_pcg_loss
+
+    g, pattern, _ = factor_graph(make_matrix("diffusion2d", 64, seed=3))
+    gen = torch.Generator().manual_seed(steps)
+    l_off = (g.l0_off.double() * (1 + 0.1 * torch.randn(len(g.l0_off), generator=gen, dtype=torch.float64)))
+    l_diag = g.l0_diag.double() * (1 + 0.1 * torch.rand(g.n, generator=gen, dtype=torch.float64))
+    l_off.requires_grad_(), l_diag.requires_grad_()
+    b = torch.randn(g.n, 3, generator=gen, dtype=torch.float64)
+    native = unrolled_pcg_loss(g, FactorPattern(pattern.indptr, pattern.indices), l_off, l_diag, b, steps)
+    dense = _dense_unrolled_pcg(g, l_off, l_diag, b, steps)
+    assert native.item() == pytest.approx(dense.item(), rel=1e-12)
+    for got, want in zip(torch.autograd.grad(native, (l_off, l_diag)), torch.autograd.grad(dense, (l_off, l_diag))):
+        assert float((got - want).abs().max()) <= 1e-10 * float(want.abs().max())
+
+
+def test_unrolled_pcg_loss_rejects_bad_arguments():
+    from krylearn.preconditioners.pcg_loss import FactorPattern, unrolled_pcg_loss
+
+    g, pattern, _ = factor_graph(make_matrix("diffusion2d", 64, seed=3))
+    fp = FactorPattern(pattern.indptr, pattern.indices)
+    with pytest.raises(ValueError, match="steps"):
+        unrolled_pcg_loss(g, fp, g.l0_off, g.l0_diag, torch.ones(g.n, 1), 0)
+    with pytest.raises(ValueError, match="diagonal last"):
+        FactorPattern(np.array([0, 2]), np.array([0, 1]))
+
+
+def test_condition_loss_is_the_log_condition_number_and_rejects_large_n():
+    from krylearn.preconditioners.ic_gnn import CONDITION_LOSS_MAX_N, condition_loss
+
+    A = make_matrix("synthetic", 200, seed=1)
+    g, pattern, _ = factor_graph(A)
+    L = sp.csr_array((pattern.l0, pattern.indices, pattern.indptr), shape=A.shape).toarray()  # IC(0) of A~
+    As = jacobi_scaled(A).toarray()
+    S = np.linalg.solve(L, np.linalg.solve(L, As).T)
+    eigenvalues = np.linalg.eigvalsh(0.5 * (S + S.T))
+    want = np.log(eigenvalues[-1] / eigenvalues[0])
+    assert float(condition_loss(g, g.l0_off, g.l0_diag)) == pytest.approx(want, rel=1e-4)  # A~ in float32
+    big, _, _ = factor_graph(make_matrix("diffusion2d", CONDITION_LOSS_MAX_N + 100, seed=0))
+    with pytest.raises(ValueError, match="dense"):
+        condition_loss(big, big.l0_off, big.l0_diag)
 
 
 def test_save_load_round_trip_is_bit_exact(tmp_path):
