@@ -1,13 +1,28 @@
 """ChebCB: contextual bandit for a scalar context (Khodak et al., ICLR 2024).
 
-Each arm a keeps a ridge regression of its loss on Chebyshev features
+Each arm a keeps a penalised regression of its loss on Chebyshev features
 phi(c) = (T_0(z), ..., T_d(z)) of the context mapped to z in [-1, 1]:
 
-    theta_a = (lambda I + sum phi phi^T)^{-1} sum phi * loss.
+    theta_a = (P + sum phi phi^T)^{-1} sum phi * loss,   P = diag(lambda + s k^4), k = 0..d.
+
+The k^4 weights are a smoothness prior (the Chebyshev coefficients of a smooth
+loss curve decay; sum k^4 theta_k^2 measures its curvature): with few
+observations of an arm its fit is a low-order polynomial, and the high orders
+enter as the data supports them. So a high degree (12) resolves a loss curve
+that is steep in part of the range without paying for 13 free coefficients
+per arm early on. s is in units of observations (the data term grows with
+their count), so it is independent of the loss's unit.
 
 Arms are sampled by inverse-gap weighting (SquareCB, Foster & Rakhlin 2020)
-of the predicted losses, with gamma_t = exploration * sqrt(K t) and gaps in
-units of the running mean loss. Untried arms predict 0, i.e. optimistically.
+of optimistic predicted losses, in units of the running mean loss m_t,
+
+    l_a(c) = theta_a . phi(c) / m_t - o sqrt(phi^T (P + sum phi phi^T)^{-1} phi),
+
+with gamma_t = exploration * sqrt(K t). The optimism o (0.02) shrinks an arm's
+predicted loss where it has few observations near c: without it, a smooth fit
+that never saw an arm near c extrapolates a confident "bad" there, and the
+arm is never explored where it is best. Untried arms predict 0, i.e.
+optimistically.
 """
 from __future__ import annotations
 
@@ -30,7 +45,7 @@ def chebyshev_features(z: float, degree: int) -> np.ndarray:
 
 
 class ChebCB(Learner):
-    """Per-arm Chebyshev ridge regression + inverse-gap-weighted sampling."""
+    """Per-arm penalised Chebyshev regression + optimistic inverse-gap-weighted sampling."""
 
     contextual = True
 
@@ -39,8 +54,10 @@ class ChebCB(Learner):
         n_arms: int,
         context_range: tuple[float, float],
         *,
-        degree: int = 5,
+        degree: int = 12,
         ridge: float = 1e-3,
+        smoothness: float = 2e-5,
+        optimism: float = 0.02,
         exploration: float = 30.0,
         seed: int | None = None,
     ) -> None:
@@ -49,25 +66,37 @@ class ChebCB(Learner):
             raise ValueError(f"degree must be an integer in [0, 20], got {degree!r}")
         if not (math.isfinite(ridge) and ridge > 0) or not (math.isfinite(exploration) and exploration > 0):
             raise ValueError("ridge and exploration must be positive")
+        for name, value in (("smoothness", smoothness), ("optimism", optimism)):
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
         self.range = ContextRange(*context_range)
-        self.degree, self.ridge, self.exploration = int(degree), float(ridge), float(exploration)
+        self.degree, self.exploration, self.optimism = int(degree), float(exploration), float(optimism)
         d = self.degree + 1
         self.gram = np.zeros((self.n_arms, d, d))
         self.moment = np.zeros((self.n_arms, d))
-        self._theta = np.zeros((self.n_arms, d))  # ridge solution per arm, refreshed on update
-        self._eye = np.eye(d)
+        self._set_penalty(ridge, smoothness)
+
+    def _set_penalty(self, ridge: float, smoothness: float) -> None:
+        """P = diag(ridge + smoothness k^4); resets every arm's fit to the prior (theta 0, covariance P^-1)."""
+        self.ridge, self.smoothness = float(ridge), float(smoothness)
+        self._penalty = np.diag(self.ridge + self.smoothness * np.arange(self.degree + 1.0) ** 4)
+        self._theta = np.zeros((self.n_arms, self.degree + 1))  # penalised solution per arm, refreshed on update
+        self._covariance = np.repeat(np.diag(1.0 / np.diag(self._penalty))[None], self.n_arms, axis=0)
+        self._rhs = np.hstack([np.zeros((self.degree + 1, 1)), np.eye(self.degree + 1)])  # [m_arm | I]
 
     def features(self, context: float | None) -> np.ndarray:
         return chebyshev_features(self.range.unit(context), self.degree)
 
     def _refit(self, arm: int) -> None:
-        """theta_arm = (lambda I + G_arm)^{-1} m_arm by Cholesky (LAPACK dposv: one call, no Python-side
-        checks; the learner runs once per solve, so its own overhead counts against the solves it saves)."""
-        precision = self.gram[arm] + self.ridge * self._eye  # ridge read here: load_state_dict may change it
-        _, theta, info = lapack.dposv(precision, self.moment[arm])
+        """theta_arm = (P + G_arm)^{-1} m_arm and (P + G_arm)^{-1} itself by one Cholesky solve (LAPACK
+        dposv, no Python-side checks; the learner runs once per solve, so its own overhead counts against
+        the solves it saves)."""
+        precision = self.gram[arm] + self._penalty
+        self._rhs[:, 0] = self.moment[arm]
+        _, solution, info = lapack.dposv(precision, self._rhs)
         if info != 0:  # not positive definite only through a corrupted state; lstsq still answers
-            theta = np.linalg.lstsq(precision, self.moment[arm], rcond=None)[0]
-        self._theta[arm] = theta
+            solution = np.linalg.lstsq(precision, self._rhs, rcond=None)[0]
+        self._theta[arm], self._covariance[arm] = solution[:, 0], solution[:, 1:]
 
     def predict(self, context: float | None) -> np.ndarray:
         """Predicted loss of every arm on ``context`` (in the loss's own unit)."""
@@ -77,7 +106,12 @@ class ChebCB(Learner):
         return self.exploration * math.sqrt(self.n_arms * (self.t + 1))
 
     def probabilities(self, context: float | None = None) -> np.ndarray:
-        return inverse_gap_weights(self.predict(context) / self.scale, self.gamma())
+        phi = self.features(context)
+        predicted = self._theta @ phi / self.scale
+        if self.optimism:
+            width = np.einsum("aij,i,j->a", self._covariance, phi, phi)
+            predicted -= self.optimism * np.sqrt(np.maximum(width, 0.0))
+        return inverse_gap_weights(predicted, self.gamma())
 
     def greedy(self, context: float | None = None) -> int:
         return int(np.argmin(self.predict(context)))
@@ -94,6 +128,8 @@ class ChebCB(Learner):
             "context_range": [self.range.low, self.range.high],
             "degree": self.degree,
             "ridge": self.ridge,
+            "smoothness": self.smoothness,
+            "optimism": self.optimism,
             "exploration": self.exploration,
             "gram": self.gram.tolist(),
             "moment": self.moment.tolist(),
@@ -105,8 +141,13 @@ class ChebCB(Learner):
         d = self.degree + 1
         gram = state_array(state, "gram", (self.n_arms, d, d))
         moment = state_array(state, "moment", (self.n_arms, d))
+        ridge = float(state["ridge"])
+        smoothness, optimism = (float(state.get(key, 0.0)) for key in ("smoothness", "optimism"))  # 0: older states
+        if not (math.isfinite(ridge) and ridge > 0) or not all(math.isfinite(v) and v >= 0 for v in (smoothness, optimism)):
+            raise ValueError("ridge must be positive, smoothness and optimism >= 0")
         self.range = ContextRange(*state["context_range"])
-        self.ridge, self.exploration = float(state["ridge"]), float(state["exploration"])
+        self._set_penalty(ridge, smoothness)
+        self.exploration, self.optimism = float(state["exploration"]), float(optimism)
         self.gram, self.moment = gram, moment
         for arm in range(self.n_arms):
             self._refit(arm)
