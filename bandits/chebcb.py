@@ -109,7 +109,7 @@ class ChebCB(Learner):
         phi = self.features(context)
         predicted = self._theta @ phi / self.scale
         if self.optimism:
-            width = np.einsum("aij,i,j->a", self._covariance, phi, phi)
+            width = (self._covariance @ phi) @ phi
             predicted -= self.optimism * np.sqrt(np.maximum(width, 0.0))
         return inverse_gap_weights(predicted, self.gamma())
 
