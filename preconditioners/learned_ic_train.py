@@ -122,9 +122,8 @@ def prepare_example(A, loss: str, rng: np.random.Generator, n_pairs: int = 8, de
 
 
 def _loss(model: ICGNN, ex: Example, loss: str, generator: torch.Generator) -> torch.Tensor:
-    """log(loss / loss at IC(0)) (``condition``, ``pcg``: the log condition number or residual
-    reduction minus IC(0)'s);
-    ``combined`` sums the data and Frobenius terms."""
+    """log(loss / loss at IC(0)); ``combined`` sums the data and Frobenius terms; ``condition`` and
+    ``pcg`` are logs already: the log condition number or residual reduction minus IC(0)'s."""
     l_off, l_diag = model(ex.graph)
     value = ex.graph.a_off.new_zeros(())
     if loss in ("data", "combined"):
@@ -170,6 +169,8 @@ def train(matrices, *, validation=None, family: str = "custom", loss: str = "dat
         raise ValueError("need at least one training matrix")
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
+    if unroll < 1:
+        raise ValueError(f"unroll must be >= 1, got {unroll}")
     start = time.perf_counter()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -249,8 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default=None, help="model name (default: the family)")
     parser.add_argument("--output-dir", default=str(MODELS_DIR), help="where <name>.pt and <name>.json go")
     args = parser.parse_args(argv)
-    if args.n_train < 1 or args.n_val < 0 or args.epochs < 1:
-        parser.error("need --n-train >= 1, --n-val >= 0, --epochs >= 1")
+    if args.n_train < 1 or args.n_val < 0 or args.epochs < 1 or args.unroll < 1:
+        parser.error("need --n-train >= 1, --n-val >= 0, --epochs >= 1, --unroll >= 1")
     torch.set_num_threads(max(1, args.threads))
     families = GENERAL_MIX if args.family == "general" else (args.family,)
 

@@ -123,6 +123,16 @@ def test_unrolled_pcg_loss_and_gradient_match_dense_reference(steps):
         assert float((got - want).abs().max()) <= 1e-10 * float(want.abs().max())
 
 
+def test_training_rejects_bad_settings():
+    A = make_matrix("diffusion2d", 64, seed=0)
+    for kwargs, match in (({"loss": "nope"}, "loss must be one of"), ({"epochs": 0}, "epochs"),
+                          ({"loss": "pcg", "unroll": 0}, "unroll")):
+        with pytest.raises(ValueError, match=match):
+            train([A], **kwargs)
+    with pytest.raises(ValueError, match="at least one training matrix"):
+        train([])
+
+
 def test_unrolled_pcg_loss_rejects_bad_arguments():
     from krylearn.preconditioners.pcg_loss import FactorPattern, unrolled_pcg_loss
 
