@@ -44,6 +44,15 @@ def chebyshev_features(z: float, degree: int) -> np.ndarray:
     return np.array(phi)
 
 
+def _check_settings(ridge: float, smoothness: float, optimism: float, exploration: float) -> None:
+    """ValueError unless ridge and exploration are positive and smoothness and optimism are >= 0 (all finite)."""
+    if not (math.isfinite(ridge) and ridge > 0) or not (math.isfinite(exploration) and exploration > 0):
+        raise ValueError("ridge and exploration must be positive")
+    for name, value in (("smoothness", smoothness), ("optimism", optimism)):
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+
+
 class ChebCB(Learner):
     """Per-arm penalised Chebyshev regression + optimistic inverse-gap-weighted sampling."""
 
@@ -64,11 +73,7 @@ class ChebCB(Learner):
         super().__init__(n_arms, seed=seed)
         if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)) or not 0 <= degree <= 20:
             raise ValueError(f"degree must be an integer in [0, 20], got {degree!r}")
-        if not (math.isfinite(ridge) and ridge > 0) or not (math.isfinite(exploration) and exploration > 0):
-            raise ValueError("ridge and exploration must be positive")
-        for name, value in (("smoothness", smoothness), ("optimism", optimism)):
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+        _check_settings(ridge, smoothness, optimism, exploration)
         self.range = ContextRange(*context_range)
         self.degree, self.exploration, self.optimism = int(degree), float(exploration), float(optimism)
         d = self.degree + 1
@@ -141,13 +146,12 @@ class ChebCB(Learner):
         d = self.degree + 1
         gram = state_array(state, "gram", (self.n_arms, d, d))
         moment = state_array(state, "moment", (self.n_arms, d))
-        ridge = float(state["ridge"])
+        ridge, exploration = float(state["ridge"]), float(state["exploration"])
         smoothness, optimism = (float(state.get(key, 0.0)) for key in ("smoothness", "optimism"))  # 0: older states
-        if not (math.isfinite(ridge) and ridge > 0) or not all(math.isfinite(v) and v >= 0 for v in (smoothness, optimism)):
-            raise ValueError("ridge must be positive, smoothness and optimism >= 0")
+        _check_settings(ridge, smoothness, optimism, exploration)
         self.range = ContextRange(*state["context_range"])
         self._set_penalty(ridge, smoothness)
-        self.exploration, self.optimism = float(state["exploration"]), float(optimism)
+        self.exploration, self.optimism = exploration, optimism
         self.gram, self.moment = gram, moment
         for arm in range(self.n_arms):
             self._refit(arm)
