@@ -145,16 +145,22 @@ class ICGNN(nn.Module):
         return l_off, l_diag
 
 
+def factor_transpose_matvec(g: FactorGraph, l_off: torch.Tensor, l_diag: torch.Tensor,
+                            x: torch.Tensor) -> torch.Tensor:
+    """L^T x for a block of vectors x (shape (n, k)), L given by its values on ``g``'s pattern."""
+    return (l_diag[:, None] * x).index_add(0, g.cols, l_off[:, None] * x[g.rows])
+
+
 def factor_matvec(g: FactorGraph, l_off: torch.Tensor, l_diag: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """L L^T x for a block of vectors x (shape (n, k)), L given by its values on ``g``'s pattern."""
-    u = l_diag[:, None] * x
-    u = u.index_add(0, g.cols, l_off[:, None] * x[g.rows])  # u = L^T x
+    u = factor_transpose_matvec(g, l_off, l_diag, x)
     y = l_diag[:, None] * u
     return y.index_add(0, g.rows, l_off[:, None] * u[g.cols])  # y = L u
 
 
 def scaled_matvec(g: FactorGraph, x: torch.Tensor) -> torch.Tensor:
-    """A~ x for a block of vectors x (unit diagonal plus the symmetric off-diagonal edges)."""
+    """A~ x for a block of vectors x (unit diagonal plus the symmetric off-diagonal edges); float64 for a
+    float64 x (the float32 edge values are promoted exactly)."""
     y = x.index_add(0, g.rows, g.a_off[:, None] * x[g.cols])
     return y.index_add(0, g.cols, g.a_off[:, None] * x[g.rows])
 

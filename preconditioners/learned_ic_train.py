@@ -93,10 +93,10 @@ def prepare_example(A, loss: str, rng: np.random.Generator, n_pairs: int = 8, de
     base_data = base_frobenius = 1.0
     if loss in ("data", "combined", "pcg"):
         b = rng.standard_normal((graph.n, n_pairs))
-        b_t = torch.as_tensor(b, dtype=torch.float32, device=device)
     if loss in ("data", "combined"):
         x = splu(jacobi_scaled(A)).solve(b)
         x_t = torch.as_tensor(x, dtype=torch.float32, device=device)
+        b_t = torch.as_tensor(b, dtype=torch.float32, device=device)
         base_data = float(data_loss(graph, graph.l0_off, graph.l0_diag, x_t, b_t))
     if loss in ("frobenius", "combined"):
         z = torch.as_tensor(rng.standard_normal((graph.n, 64)), dtype=torch.float32, device=device)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .ic_gnn import FactorGraph
+from .ic_gnn import FactorGraph, factor_transpose_matvec, scaled_matvec
 
 
 class FactorPattern:
@@ -57,11 +57,6 @@ def _factor_solve(L, r: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(block).to(r.device)
 
 
-def _transpose_matvec(g: FactorGraph, l_off, l_diag, x: torch.Tensor) -> torch.Tensor:
-    """L^T x for a block x."""
-    return (l_diag[:, None] * x).index_add(0, g.cols, l_off[:, None] * x[g.rows])
-
-
 class _PreconditionerSolve(torch.autograd.Function):
     """z = (L L^T)^{-1} r, differentiable in L's values and in r."""
 
@@ -77,7 +72,7 @@ class _PreconditionerSolve(torch.autograd.Function):
         l_off, l_diag, z = ctx.saved_tensors
         g = ctx.graph
         u = _factor_solve(ctx.L, grad_z)
-        w, v = _transpose_matvec(g, l_off, l_diag, z), _transpose_matvec(g, l_off, l_diag, u)
+        w, v = factor_transpose_matvec(g, l_off, l_diag, z), factor_transpose_matvec(g, l_off, l_diag, u)
         grad_off = -(u[g.rows] * w[g.cols] + z[g.rows] * v[g.cols]).sum(1)
         grad_diag = -(u * w + z * v).sum(1)
         return grad_off, grad_diag, u, None, None
@@ -91,14 +86,9 @@ def unrolled_pcg_loss(graph: FactorGraph, pattern: FactorPattern, l_off, l_diag,
         raise ValueError(f"steps must be >= 1, got {steps}")
     l_off, l_diag, b = l_off.double(), l_diag.double(), b.double()
     L = pattern.csr(l_off, l_diag)
-    a_off = graph.a_off.double()
 
     def solve(r):
         return _PreconditionerSolve.apply(l_off, l_diag, r, graph, L)
-
-    def matvec(x):  # A~ x: unit diagonal plus the symmetric off-diagonal edges
-        y = x.index_add(0, graph.rows, a_off[:, None] * x[graph.cols])
-        return y.index_add(0, graph.cols, a_off[:, None] * x[graph.rows])
 
     b_norm = b.norm(dim=0)
     r = b
@@ -107,7 +97,7 @@ def unrolled_pcg_loss(graph: FactorGraph, pattern: FactorPattern, l_off, l_diag,
     rz = (r * z).sum(0)
     logs = []
     for j in range(steps):
-        Ap = matvec(p)
+        Ap = scaled_matvec(graph, p)
         alpha = rz / (p * Ap).sum(0)
         r = r - alpha * Ap
         if 2 * j >= steps - 1:
