@@ -20,6 +20,7 @@
 #include "factorization.hpp"
 #include "preconditioners.hpp"
 #include "relaxation.hpp"
+#include "row_statistics.hpp"
 #include "spmv.hpp"
 #include "symmetry.hpp"
 #include "triangular.hpp"
@@ -190,6 +191,15 @@ py::tuple csr_asymmetry_py(const CsrMatrix& A) {
         return csr_asymmetry(view);
     });
     return py::make_tuple(result.max_difference, result.max_abs);
+}
+
+py::tuple csr_row_statistics_py(const CsrMatrix& A) {
+    A.require_square("A");
+    const RowStatistics result = A.visit([](auto view) {
+        py::gil_scoped_release nogil;
+        return csr_row_statistics(view);
+    });
+    return py::make_tuple(result.median_dominance, result.median_spread, result.positive_diagonal);
 }
 
 std::string csr_repr(const CsrMatrix& A) {
@@ -564,6 +574,10 @@ void bind_core(py::module_& m) {
         .def("diagonal", &csr_diagonal_py, "Main diagonal (zeros where no entry is stored).")
         .def("asymmetry", &csr_asymmetry_py,
              "(max |a_ij - a_ji|, max |a_ij|) of a square matrix, without forming the transpose.")
+        .def("row_statistics", &csr_row_statistics_py,
+             "(median |a_ii| / sum_{j != i} |a_ij| (2 for a row without off-diagonal mass), median of\n"
+             "max/min |a_ij| over each row's nonzero off-diagonals (NaN if no row has one), every a_ii > 0)\n"
+             "of a square matrix, in one pass.")
         .def("__repr__", &csr_repr);
 
     m.def("dot", &dot_py, py::arg("x"), py::arg("y"), "x . y (accumulated in float64, deterministic).");

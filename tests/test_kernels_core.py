@@ -101,6 +101,32 @@ def test_asymmetry_matches_the_dense_transpose(index_dtype, dtype, rng):
         kmat(sp.csr_array(np.ones((2, 3))), index_dtype, dtype).asymmetry()
 
 
+def dense_row_statistics(dense: np.ndarray) -> tuple[float, float, bool]:
+    """NumPy reference of CsrMatrix.row_statistics on a dense matrix (stored zeros are zeros)."""
+    diagonal = np.diag(dense)
+    off = np.abs(dense) - np.diag(np.abs(diagonal))
+    off_sum = off.sum(axis=1)
+    dominance = np.where(off_sum > 0, np.abs(diagonal) / np.where(off_sum > 0, off_sum, 1.0), 2.0)
+    spreads = [row[row > 0].max() / row[row > 0].min() for row in off if (row > 0).any()]
+    return float(np.median(dominance)), float(np.median(spreads)) if spreads else np.nan, bool(np.all(diagonal > 0))
+
+
+@pytest.mark.parametrize("index_dtype,dtype", COMBOS)
+def test_row_statistics_match_numpy(index_dtype, dtype, rng):
+    no_diagonal = sp.csr_array(np.array([[0.0, 2.0, 0], [1.0, 3.0, 0], [0, 0, 0]]))  # row 0: no a_00; row 2 empty
+    stored_zero = sp.csr_array((np.array([4.0, 0.0, 1.0, 2.0]), np.array([0, 1, 0, 1]), np.array([0, 2, 4])), shape=(2, 2))
+    for A in (random_dominant(121, 0.05, rng), random_dominant(120, 0.05, rng, symmetric=True),  # odd / even n
+              sp.csr_array(sp.random_array((50, 50), density=0.1, rng=rng)) - 0.5 * sp.eye_array(50),
+              sp.csr_array(sp.eye_array(4)), no_diagonal, stored_zero):
+        dense = A.toarray().astype(dtype).astype(np.float64)
+        dominance, spread, positive = kmat(A, index_dtype, dtype).row_statistics()
+        expected = dense_row_statistics(dense)
+        np.testing.assert_allclose([dominance, spread], expected[:2], rtol=1e-12)  # NaN spread when no off-diagonals
+        assert positive == expected[2]
+    with pytest.raises(ValueError, match="square"):
+        kmat(sp.csr_array(np.ones((2, 3))), index_dtype, dtype).row_statistics()
+
+
 @pytest.mark.parametrize("index_dtype,dtype", COMBOS)
 def test_spmv_alpha_beta(index_dtype, dtype, rng):
     A = random_dominant(200, 0.05, rng)
