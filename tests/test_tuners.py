@@ -147,6 +147,14 @@ def test_solver_tuner_solves_a_mixed_stream_correctly(rng):
     assert not tuner.best_configuration(_convection_diffusion(12, 2.0)).needs_symmetric
 
 
+def test_solver_tuner_opens_a_new_kind_of_matrix_with_its_preferred_configuration(rng):
+    tuner = SolverTuner(seed=0)  # no evidence yet: the first available configuration in the preference order
+    spd, nonsymmetric = poisson2d(12), _convection_diffusion(12, 2.0)
+    first = [tuner.solve(A, rng.standard_normal(A.shape[0])).details["tuner"]["attempts"][0]["configuration"]
+             for A in (spd, nonsymmetric)]
+    assert first == ["cg+ic0", "bicgstab+ilu0"]
+
+
 def test_solver_tuner_falls_back_and_penalises_a_failing_configuration(rng):
     A = _convection_diffusion(10, 1.0)
     b = rng.standard_normal(A.shape[0])
