@@ -22,6 +22,7 @@ from .base import Learner, corrupted_state_errors
 from .binned import BinnedTsallisINF
 from .chebcb import ChebCB
 from .exp3 import Exp3
+from .thompson import ThompsonSampling
 from .tsallis import TsallisINF
 
 DEFAULT_OMEGAS = tuple(np.round(np.linspace(1.0, 1.95, 20), 10))
@@ -42,12 +43,13 @@ def check_omegas(omegas) -> np.ndarray:
 
 
 def make_learner(spec: str | Learner, n_arms: int, context_range, seed) -> Learner:
-    """A learner from a name ("tsallis", "exp3", "chebcb", "binned") or an instance."""
+    """A learner from a name ("tsallis", "exp3", "thompson", "chebcb", "binned") or an instance."""
     if isinstance(spec, Learner):
         if spec.n_arms != n_arms:
             raise ValueError(f"the learner has {spec.n_arms} arms but the grid {n_arms} values")
         return spec
-    names = {"tsallis": TsallisINF, "exp3": Exp3, "chebcb": ChebCB, "binned": BinnedTsallisINF}
+    names = {"tsallis": TsallisINF, "exp3": Exp3, "thompson": ThompsonSampling, "chebcb": ChebCB,
+             "binned": BinnedTsallisINF}
     if spec not in names:
         raise ValueError(f"unknown learner {spec!r}; choose from {', '.join(names)} or pass a Learner")
     cls = names[spec]
@@ -70,7 +72,7 @@ class OmegaTuner:
 
     omegas: the arm grid (default 20 values in [1, 1.95]).
     learner: "tsallis" (default without context), "chebcb" (default with
-    ``context_range``), "exp3", "binned", or a ``Learner``.
+    ``context_range``), "exp3", "thompson" (stationary sequences), "binned", or a ``Learner``.
     method: "sor", "ssor" (stand-alone solvers) or "cg" (SSOR-PCG).
     cost: "iterations" or "seconds".
     context_range: (low, high) of the scalar context passed to ``solve``.

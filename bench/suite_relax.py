@@ -61,9 +61,10 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 # -- shared ---------------------------------------------------------------------------------------------
 def _learners(n_arms: int, context_range: tuple[float, float] | None, seed: int) -> dict:
-    from krylearn.bandits import BinnedTsallisINF, ChebCB, Exp3, TsallisINF
+    from krylearn.bandits import BinnedTsallisINF, ChebCB, Exp3, ThompsonSampling, TsallisINF
 
-    learners = {"tsallis-inf": TsallisINF(n_arms, seed=seed), "exp3": Exp3(n_arms, seed=seed)}
+    learners = {"tsallis-inf": TsallisINF(n_arms, seed=seed), "exp3": Exp3(n_arms, seed=seed),
+                "thompson": ThompsonSampling(n_arms, seed=seed)}
     if context_range is not None:
         learners["chebcb"] = ChebCB(n_arms, context_range, seed=seed)
         learners["binned-tsallis"] = BinnedTsallisINF(n_arms, context_range, seed=seed)

@@ -16,6 +16,7 @@ from krylearn.bandits import (
     ChebCB,
     ClusteredIGW,
     Exp3,
+    ThompsonSampling,
     TsallisINF,
     load_state,
     save_state,
@@ -61,7 +62,8 @@ def test_tsallis_weights_solve_the_mirror_descent_step(cumulative, eta):
         assert inv[j] - inv[i] == pytest.approx(expected, rel=1e-6, abs=1e-8)
 
 
-@pytest.mark.parametrize("make", [lambda s: TsallisINF(5, seed=s), lambda s: Exp3(5, seed=s)], ids=["tsallis", "exp3"])
+@pytest.mark.parametrize("make", [lambda s: TsallisINF(5, seed=s), lambda s: Exp3(5, seed=s),
+                                  lambda s: ThompsonSampling(5, seed=s)], ids=["tsallis", "exp3", "thompson"])
 def test_regret_is_sublinear_on_known_means(make):
     horizon = 4000
     curves = np.array([_pseudo_regret(make(seed), horizon, seed) for seed in range(3)]).mean(axis=0)
@@ -72,11 +74,24 @@ def test_regret_is_sublinear_on_known_means(make):
     assert late < 4 * math.sqrt(len(MEANS) * horizon) * MEANS.max()
 
 
-def test_tsallis_concentrates_on_the_best_arm():
-    learner = TsallisINF(5, seed=0)
+@pytest.mark.parametrize("make", [lambda: TsallisINF(5, seed=0), lambda: ThompsonSampling(5, seed=0)],
+                         ids=["tsallis", "thompson"])
+def test_learner_concentrates_on_the_best_arm(make):
+    learner = make()
     _pseudo_regret(learner, 3000, 0)
     assert learner.greedy() == int(np.argmin(MEANS))
     assert learner.probabilities()[np.argmin(MEANS)] > 0.8
+
+
+def test_thompson_probabilities_describe_its_draws():
+    learner = ThompsonSampling(3, seed=0)
+    for arm, loss in [(0, 1.0), (1, 2.0), (2, 1.1), (0, 0.9), (1, 2.2), (2, 1.2)]:
+        learner.update(arm, loss)
+    p = learner.probabilities()
+    _valid(p, 3)
+    drawn = np.bincount([learner.select() for _ in range(4000)], minlength=3) / 4000
+    np.testing.assert_allclose(drawn, p, atol=0.03)  # two Monte Carlo estimates of the same distribution
+    assert learner.greedy() == 0 and p[1] < p[0]
 
 
 def _contextual_losses(context: float) -> np.ndarray:
@@ -185,8 +200,9 @@ def test_clustered_learner_transfers_from_the_most_similar_cluster():
         lambda: Exp3(6, seed=11),
         lambda: ChebCB(6, (0.0, 1.0), seed=11),
         lambda: BinnedTsallisINF(6, (0.0, 1.0), bins=3, seed=11),
+        lambda: ThompsonSampling(6, seed=11),
     ],
-    ids=["tsallis", "exp3", "chebcb", "binned"],
+    ids=["tsallis", "exp3", "chebcb", "binned", "thompson"],
 )
 def test_seeded_reproducible_and_state_round_trip(make, tmp_path):
     def play(learner, rounds, rng):
@@ -287,6 +303,13 @@ def test_corrupted_state_gives_a_clear_error(tmp_path):
     path.write_text(json.dumps(good)[:-20])
     with pytest.raises(ValueError, match="corrupted"):
         load_state(TsallisINF(4), path)
+    thompson = ThompsonSampling(3, seed=0)
+    thompson.update(thompson.select(), 2.0)
+    state = thompson.state_dict()
+    for bad in ({**state, "counts": [2.0, 0.0, 0.0]}, {**state, "sums": [-1.0, 0.0, 0.0]},
+                {**state, "square_sum": float("nan")}):
+        with pytest.raises(ValueError, match="corrupted"):
+            ThompsonSampling(3).load_state_dict(bad)
     # a failed load leaves the learner untouched
     fresh = TsallisINF(4, seed=5)
     before = fresh.state_dict()
