@@ -26,6 +26,9 @@ from .thompson import ThompsonSampling
 from .tsallis import TsallisINF
 
 DEFAULT_OMEGAS = tuple(np.round(np.linspace(1.0, 1.95, 20), 10))
+# learners by name: the ones without a context (also what the PETSc plugin's -krylearn_bandit takes), then all
+CONTEXT_FREE_LEARNERS = {"tsallis": TsallisINF, "exp3": Exp3, "thompson": ThompsonSampling}
+LEARNERS = {**CONTEXT_FREE_LEARNERS, "chebcb": ChebCB, "binned": BinnedTsallisINF}
 METHODS = ("sor", "ssor", "cg")
 COSTS = ("iterations", "seconds")
 
@@ -48,11 +51,9 @@ def make_learner(spec: str | Learner, n_arms: int, context_range, seed) -> Learn
         if spec.n_arms != n_arms:
             raise ValueError(f"the learner has {spec.n_arms} arms but the grid {n_arms} values")
         return spec
-    names = {"tsallis": TsallisINF, "exp3": Exp3, "thompson": ThompsonSampling, "chebcb": ChebCB,
-             "binned": BinnedTsallisINF}
-    if spec not in names:
-        raise ValueError(f"unknown learner {spec!r}; choose from {', '.join(names)} or pass a Learner")
-    cls = names[spec]
+    if spec not in LEARNERS:
+        raise ValueError(f"unknown learner {spec!r}; choose from {', '.join(LEARNERS)} or pass a Learner")
+    cls = LEARNERS[spec]
     if cls.contextual:
         if context_range is None:
             raise ValueError(f"the contextual learner {spec!r} needs context_range=(low, high)")

@@ -235,9 +235,8 @@ class TunedSOR(_LocalBlockPC):
         self.learner = None
 
     def _make_learner(self):
-        from krylearn.bandits import Exp3, ThompsonSampling, TsallisINF
+        from krylearn.bandits.omega_tuner import CONTEXT_FREE_LEARNERS as learners
 
-        learners = {"tsallis": TsallisINF, "exp3": Exp3, "thompson": ThompsonSampling}
         if self.bandit not in learners:
             raise ValueError(f"-{OPTION_PREFIX}bandit must be one of {sorted(learners)}, got {self.bandit!r}")
         if len(self.omega_grid) == 0 or np.any(self.omega_grid <= 0) or np.any(self.omega_grid >= 2):
