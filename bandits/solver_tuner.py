@@ -286,13 +286,17 @@ class SolverTuner:
                 "history": list(self.history)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore from ``state_dict``; ValueError when corrupted or made for other configurations."""
+        """Restore from ``state_dict``; ValueError when corrupted or made for other configurations.
+        The same configurations in another order (e.g. a state saved before the default order
+        changed) are mapped onto this tuner's order."""
         with corrupted_state_errors("SolverTuner"):
             if not isinstance(state, dict) or state.get("kind") != "SolverTuner":
                 raise ValueError("not a SolverTuner state")
             configs = tuple(Configuration(m, p, None if o is None else float(o)) for m, p, o in state["configurations"])
-            if configs != self.configurations:
+            if sorted(configs, key=repr) != sorted(self.configurations, key=repr):
                 raise ValueError("the saved configurations differ from this tuner's")
+            if configs != self.configurations:
+                state = _reordered_state(state, [configs.index(c) for c in self.configurations])
             failure_penalty, max_attempts = float(state["failure_penalty"]), int(state["max_attempts"])
             maxiter = int(state["maxiter"])
             budget_factor = state.get("budget_factor", self.budget_factor)  # absent in states saved before it existed
@@ -303,3 +307,15 @@ class SolverTuner:
             self.learner.load_state_dict(state["learner"])  # validates everything before changing anything
             self.failure_penalty, self.max_attempts, self.maxiter = failure_penalty, max_attempts, maxiter
             self.budget_factor, self.history = budget_factor, history
+
+
+def _reordered_state(state: dict[str, Any], saved_index: list[int]) -> dict[str, Any]:
+    """A SolverTuner state with its arms renumbered: arm j of the result is arm saved_index[j] of
+    ``state`` (the learner's per-arm columns and the arms recorded in the history)."""
+    new_arm = {old: new for new, old in enumerate(saved_index)}
+    learner = dict(state["learner"])
+    for key in ("counts", "log_sums"):
+        learner[key] = [[row[old] for old in saved_index] for row in learner[key]]
+    history = [{**h, "attempts": [{**a, "arm": new_arm[int(a["arm"])]} for a in h["attempts"]]}
+               for h in state["history"]]
+    return {**state, "learner": learner, "history": history}

@@ -243,6 +243,13 @@ def test_solver_tuner_bad_input_and_state(tmp_path, rng):
         load_state(SolverTuner(), tmp_path / "s.json")
     with pytest.raises(ValueError, match="configurations"):
         SolverTuner((Configuration("cg", "jacobi"),)).load_state_dict(restored.state_dict())
+    # the same configurations in another order (a state saved before a change of the default order)
+    reversed_tuner = SolverTuner(tuner.configurations[::-1], seed=1)
+    reversed_tuner.load_state_dict(tuner.state_dict())
+    features = tuner.history[0]["features"]
+    np.testing.assert_array_equal(reversed_tuner.learner.predict(features), tuner.learner.predict(features)[::-1])
+    assert [a["configuration"] for a in reversed_tuner.history[0]["attempts"]] == \
+           [reversed_tuner.configurations[a["arm"]].label for a in reversed_tuner.history[0]["attempts"]]
     assert restored.budget_factor == tuner.budget_factor == 2.0
     for bad in (0.5, float("nan"), -1.0):
         with pytest.raises(ValueError, match="budget_factor"):
