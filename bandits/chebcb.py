@@ -88,9 +88,15 @@ class ChebCB(Learner):
         self._theta = np.zeros((self.n_arms, self.degree + 1))  # penalised solution per arm, refreshed on update
         self._covariance = np.repeat(np.diag(1.0 / np.diag(self._penalty))[None], self.n_arms, axis=0)
         self._rhs = np.hstack([np.zeros((self.degree + 1, 1)), np.eye(self.degree + 1)])  # [m_arm | I]
+        self._last_features: tuple = (None, None)  # (context, phi) of the last features() call; the range may be new
 
     def features(self, context: float | None) -> np.ndarray:
-        return chebyshev_features(self.range.unit(context), self.degree)
+        """phi(context), remembered for the last context (a tuner selects and updates on the same one)."""
+        if context is None or context != self._last_features[0]:
+            phi = chebyshev_features(self.range.unit(context), self.degree)
+            phi.setflags(write=False)  # shared with the callers
+            self._last_features = (context, phi)
+        return self._last_features[1]
 
     def _refit(self, arm: int) -> None:
         """theta_arm = (P + G_arm)^{-1} m_arm and (P + G_arm)^{-1} itself by one Cholesky solve (LAPACK
