@@ -127,6 +127,12 @@ class ClusteredIGW(Learner):
                 "centers": self.centers.tolist(), "counts": self.counts.tolist(),
                 "log_sums": self.log_sums.tolist()}
 
+    @staticmethod
+    def reorder_arms(state: dict[str, Any], saved_index: list[int]) -> dict[str, Any]:
+        """A ``state_dict`` with its arms renumbered: arm j of the result is arm saved_index[j] of ``state``."""
+        return {**state, **{key: [[row[old] for old in saved_index] for row in state[key]]
+                            for key in ("counts", "log_sums")}}
+
     def _load(self, state: dict[str, Any]) -> None:
         if int(state["n_features"]) != self.n_features:
             raise ValueError(f"state has {state['n_features']} features, this learner {self.n_features}")

@@ -296,7 +296,7 @@ class SolverTuner:
             if sorted(configs, key=repr) != sorted(self.configurations, key=repr):
                 raise ValueError("the saved configurations differ from this tuner's")
             if configs != self.configurations:
-                state = _reordered_state(state, [configs.index(c) for c in self.configurations])
+                state = self._reordered_state(state, [configs.index(c) for c in self.configurations])
             failure_penalty, max_attempts = float(state["failure_penalty"]), int(state["max_attempts"])
             maxiter = int(state["maxiter"])
             budget_factor = state.get("budget_factor", self.budget_factor)  # absent in states saved before it existed
@@ -308,14 +308,10 @@ class SolverTuner:
             self.failure_penalty, self.max_attempts, self.maxiter = failure_penalty, max_attempts, maxiter
             self.budget_factor, self.history = budget_factor, history
 
-
-def _reordered_state(state: dict[str, Any], saved_index: list[int]) -> dict[str, Any]:
-    """A SolverTuner state with its arms renumbered: arm j of the result is arm saved_index[j] of
-    ``state`` (the learner's per-arm columns and the arms recorded in the history)."""
-    new_arm = {old: new for new, old in enumerate(saved_index)}
-    learner = dict(state["learner"])
-    for key in ("counts", "log_sums"):
-        learner[key] = [[row[old] for old in saved_index] for row in learner[key]]
-    history = [{**h, "attempts": [{**a, "arm": new_arm[int(a["arm"])]} for a in h["attempts"]]}
-               for h in state["history"]]
-    return {**state, "learner": learner, "history": history}
+    def _reordered_state(self, state: dict[str, Any], saved_index: list[int]) -> dict[str, Any]:
+        """``state`` with its arms renumbered: arm j of the result is arm saved_index[j] of ``state``
+        (in the learner's state, by the learner, and in the arms recorded in the history)."""
+        new_arm = {old: new for new, old in enumerate(saved_index)}
+        history = [{**h, "attempts": [{**a, "arm": new_arm[int(a["arm"])]} for a in h["attempts"]]}
+                   for h in state["history"]]
+        return {**state, "learner": self.learner.reorder_arms(state["learner"], saved_index), "history": history}
