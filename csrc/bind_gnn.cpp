@@ -43,7 +43,7 @@ void require_strictly_lower_graph(const I* lower_ptr, const I* cols, std::size_t
 template <class I>
 py::tuple forward_typed(py::array& lower_ptr, py::array& cols, py::array& a_off, py::array& l0_off,
                         py::array& node_features, py::array& parameters, std::size_t width, std::size_t rounds,
-                        int threads, std::size_t lanes) {
+                        GnnActivation activation, int threads, std::size_t lanes) {
     require_1d_contiguous(lower_ptr, "lower_ptr");
     if (lower_ptr.shape(0) < 1) throw py::value_error("lower_ptr must have length n + 1 >= 1");
     const auto n = static_cast<std::size_t>(lower_ptr.shape(0) - 1);
@@ -68,7 +68,7 @@ py::tuple forward_typed(py::array& lower_ptr, py::array& cols, py::array& a_off,
     float* pd = l_diag.mutable_data();
     {
         py::gil_scoped_release nogil;
-        const GnnWeights net(pw, width, rounds);
+        const GnnWeights net(pw, width, rounds, activation);
         if (width == 8)
             gnn_forward<8>(net, n, lp, ci, pa, pl, px, po, pd, threads, lanes);
         else if (width == 16)
@@ -80,8 +80,8 @@ py::tuple forward_typed(py::array& lower_ptr, py::array& cols, py::array& a_off,
 }
 
 py::tuple ic_gnn_forward_py(py::handle lower_ptr_obj, py::handle cols_obj, py::handle a_obj, py::handle l0_obj,
-                            py::handle x_obj, py::handle w_obj, long long width, long long rounds, long long threads,
-                            long long lanes) {
+                            py::handle x_obj, py::handle w_obj, long long width, long long rounds,
+                            const std::string& activation, long long threads, long long lanes) {
     py::array lower_ptr = as_ndarray(lower_ptr_obj, "lower_ptr"), cols = as_ndarray(cols_obj, "cols");
     py::array a_off = as_ndarray(a_obj, "a_off"), l0_off = as_ndarray(l0_obj, "l0_off");
     py::array node_features = as_ndarray(x_obj, "node_features"), parameters = as_ndarray(w_obj, "parameters");
@@ -90,6 +90,9 @@ py::tuple ic_gnn_forward_py(py::handle lower_ptr_obj, py::handle cols_obj, py::h
     if (rounds < 1 || rounds > static_cast<long long>(kGnnMaxRounds))
         throw py::value_error("rounds must be in [1, " + std::to_string(kGnnMaxRounds) + "], got " +
                               std::to_string(rounds));
+    if (activation != "silu" && activation != "hardswish")
+        throw py::value_error("activation must be 'silu' or 'hardswish', got '" + activation + "'");
+    const GnnActivation act = activation == "silu" ? GnnActivation::silu : GnnActivation::hardswish;
     if (threads < 0 || threads > 1024)
         throw py::value_error("threads must be in [0, 1024] (0: the OpenMP default), got " + std::to_string(threads));
     if (lanes != 0 && lanes != 4 && lanes != 8 && lanes != 16)
@@ -106,9 +109,9 @@ py::tuple ic_gnn_forward_py(py::handle lower_ptr_obj, py::handle cols_obj, py::h
 #endif
     const auto w = static_cast<std::size_t>(width), r = static_cast<std::size_t>(rounds);
     if (has_dtype<std::int32_t>(lower_ptr))
-        return forward_typed<std::int32_t>(lower_ptr, cols, a_off, l0_off, node_features, parameters, w, r, nthreads, nlanes);
+        return forward_typed<std::int32_t>(lower_ptr, cols, a_off, l0_off, node_features, parameters, w, r, act, nthreads, nlanes);
     if (has_dtype<std::int64_t>(lower_ptr))
-        return forward_typed<std::int64_t>(lower_ptr, cols, a_off, l0_off, node_features, parameters, w, r, nthreads, nlanes);
+        return forward_typed<std::int64_t>(lower_ptr, cols, a_off, l0_off, node_features, parameters, w, r, act, nthreads, nlanes);
     throw py::type_error("lower_ptr must have dtype int32 or int64, got " + dtype_str(lower_ptr));
 }
 
@@ -222,11 +225,11 @@ py::tuple ic_gnn_assemble_py(py::handle indptr_obj, py::handle off_obj, py::hand
 void bind_gnn(py::module_& m) {
     m.def("ic_gnn_forward", &ic_gnn_forward_py, py::arg("lower_ptr"), py::arg("cols"), py::arg("a_off"),
           py::arg("l0_off"), py::arg("node_features"), py::arg("parameters"), py::arg("width"), py::arg("rounds"),
-          py::arg("threads") = 1, py::arg("lanes") = 0,
+          py::arg("activation") = "silu", py::arg("threads") = 1, py::arg("lanes") = 0,
           "Forward pass of the learned-IC network (ICGNN) in float32 -> (l_off, l_diag).\n"
           "Graph: strictly-lower edges in CSR order (lower_ptr: n + 1, cols: E, int32 or int64 alike);\n"
           "a_off, l0_off: float32 (E,); node_features: float32 (n, 4); parameters: the flat float32\n"
-          "array of ICGNN.native_parameters(). threads: OpenMP threads (0: the OpenMP default); lanes:\n"
+          "array of ICGNN.native_parameters(); activation: ICGNN's, 'silu' or 'hardswish'. threads: OpenMP threads (0: the OpenMP default); lanes:\n"
           "floats per vector instruction, 4 (SSE), 8 (AVX2 with fused multiply-adds) or 16 (AVX-512F), 0 = the\n"
           "widest this CPU runs. The result does not depend on threads; the lanes change it by float32 rounding (FMA).");
     m.def("ic_gnn_inputs", &ic_gnn_inputs_py, py::arg("A"), py::arg("max_tries") = 12,

@@ -8,7 +8,8 @@
 // Inputs: a_k = a~_ij, l0_k = L0_ij (edge features [a_k, l0_k]) and the node
 // features x_i = [l0_ii, rho_i, s_i, t_i] (n x 4, row-major).
 //
-// Network (width w, R rounds; linear(u) = W u + b, mlp = linear o SiLU o linear):
+// Network (width w, R rounds; linear(u) = W u + b, mlp = linear o act o linear, act = SiLU
+// x / (1 + exp(-x)) or hard swish x min(max(x + 3, 0), 6) / 6, one for the whole network):
 //   h_i = node_encoder(x_i),  e_k = edge_encoder([a_k, l0_k])
 //   R times:  e_k += edge_update([e_k, h_i, h_j, a_k, l0_k])
 //             lo_i = mean of e_k over row i's edges (i, j < i),  up_j = mean over column j's edges (i > j, j)
@@ -51,6 +52,9 @@ constexpr std::size_t kGnnMaxWidth = 256;
 constexpr std::size_t kGnnMaxRounds = 8;
 constexpr float kGnnLayerNormEps = 1e-5f;
 
+// The activation between an MLP's two layers (ICGNN's `activation`).
+enum class GnnActivation { silu, hardswish };
+
 // Number of floats in the flat parameter array of a width-w, R-round network.
 inline std::size_t gnn_parameter_count(std::size_t w, std::size_t rounds) {
     const auto linear = [](std::size_t in, std::size_t out) { return in * out + out; };
@@ -77,13 +81,14 @@ struct GnnWeights {
         const float* norm_bias = nullptr;
     };
     std::size_t width = 0;
+    GnnActivation activation = GnnActivation::silu;
     Mlp node_encoder, edge_encoder, edge_decoder, node_decoder;
     std::vector<Round> rounds;
     std::vector<float> storage;
 
     // `params` must hold gnn_parameter_count(width, n_rounds) floats.
-    GnnWeights(const float* params, std::size_t w, std::size_t n_rounds)
-        : width(w), rounds(n_rounds), storage(gnn_parameter_count(w, n_rounds)) {
+    GnnWeights(const float* params, std::size_t w, std::size_t n_rounds, GnnActivation act)
+        : width(w), activation(act), rounds(n_rounds), storage(gnn_parameter_count(w, n_rounds)) {
         const float* src = params;
         float* dst = storage.data();
         const auto linear = [&](std::size_t in, std::size_t out) {

@@ -239,7 +239,8 @@ class LearnedIC(Preconditioner):
         self.device = torch.device(device)
         self.metadata = dict(metadata or {})
         self.metadata.setdefault("family", "custom")
-        self.metadata.update(feature_layout=FEATURE_LAYOUT, width=model.width, rounds=model.rounds)
+        self.metadata.update(feature_layout=FEATURE_LAYOUT, width=model.width, rounds=model.rounds,
+                             activation=model.activation)
         self.L: sp.csr_array | None = None
         self.fallback: str | None = None
         self.inference_seconds = 0.0
@@ -267,7 +268,9 @@ class LearnedIC(Preconditioner):
         if family is not None and metadata.get("family") != family:
             raise ModelFileError(f"{path} is a model for family {metadata.get('family')!r}, not {family!r}")
         try:
-            model = ICGNN(width=int(metadata["width"]), rounds=int(metadata["rounds"]))
+            # files from before the activation was recorded hold SiLU networks
+            model = ICGNN(width=int(metadata["width"]), rounds=int(metadata["rounds"]),
+                          activation=metadata.get("activation", "silu"))
             model.load_state_dict(state, strict=True)
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise ModelFileError(f"{path}: weights do not match the recorded architecture: {exc}") from exc
@@ -286,15 +289,15 @@ class LearnedIC(Preconditioner):
 
     @classmethod
     def fit(cls, matrices, *, validation=None, family: str = "custom", loss: str = "data", epochs: int = 20,
-            lr: float = 3e-3, width: int = 8, rounds: int = 3, seed: int = 0, device="cpu",
-            show_progress: bool = False) -> LearnedIC:
+            lr: float = 3e-3, width: int = 8, rounds: int = 3, activation: str = "silu", seed: int = 0,
+            device="cpu", show_progress: bool = False) -> LearnedIC:
         """Train a new model on the user's SPD ``matrices`` (see
         :func:`krylearn.preconditioners.learned_ic_train.train`); the training
         record is in ``metadata["training"]``."""
         from .learned_ic_train import train
 
         return train(matrices, validation=validation, family=family, loss=loss, epochs=epochs, lr=lr, width=width,
-                     rounds=rounds, seed=seed, device=device, show_progress=show_progress)
+                     rounds=rounds, activation=activation, seed=seed, device=device, show_progress=show_progress)
 
     # ---- prediction
     def predict_factor(self, A, dtype=np.float64, check_distribution: bool = False) -> sp.csr_array:
@@ -326,7 +329,8 @@ class LearnedIC(Preconditioner):
                 raise ValueError(f"the native forward pass runs on the CPU; this model is on {self.device}")
             return _kernels.ic_gnn_forward(inputs.lower_ptr, inputs.cols, inputs.a_off, inputs.l0_off,
                                            inputs.node_features, self._native_parameters(), self.model.width,
-                                           self.model.rounds, threads=self.threads)
+                                           self.model.rounds, activation=self.model.activation,
+                                           threads=self.threads)
         if backend != "torch":
             raise ValueError(f"backend must be 'native', 'torch' or None, got {backend!r}")
         saved_threads = torch.get_num_threads()

@@ -47,7 +47,7 @@ import scipy.sparse as sp
 import torch
 from scipy.sparse.linalg import splu
 
-from .ic_gnn import FactorGraph, ICGNN, condition_loss, data_loss, frobenius_loss
+from .ic_gnn import ACTIVATIONS, FactorGraph, ICGNN, condition_loss, data_loss, frobenius_loss
 from .learned_ic import MODELS_DIR, LearnedIC, factor_graph
 from .pcg_loss import FactorPattern, unrolled_pcg_loss
 
@@ -157,7 +157,7 @@ def validation_iterations(pc: LearnedIC, matrices, rtol: float = 1e-6, seed: int
 
 
 def train(matrices, *, validation=None, family: str = "custom", loss: str = "data", epochs: int = 20,
-          lr: float = 3e-3, width: int = 8, rounds: int = 3, seed: int = 0, device="cpu",
+          lr: float = 3e-3, width: int = 8, rounds: int = 3, activation: str = "silu", seed: int = 0, device="cpu",
           show_progress: bool = False, n_pairs: int = 8, unroll: int = 32, log=None) -> LearnedIC:
     """Train an :class:`ICGNN` on SPD ``matrices``; returns the :class:`LearnedIC` with the best
     validation epoch (the last epoch without ``validation``). The record (loss curve,
@@ -179,10 +179,11 @@ def train(matrices, *, validation=None, family: str = "custom", loss: str = "dat
     features = torch.cat([ex.graph.node_features for ex in examples]).cpu().double()
     feature_ranges = {"node": torch.quantile(features, torch.tensor([0.001, 0.999], dtype=torch.float64),
                                              dim=0).tolist()}
-    model = ICGNN(width=width, rounds=rounds).to(device)
+    model = ICGNN(width=width, rounds=rounds, activation=activation).to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs * len(examples))
     record = {"family": family, "loss": loss, "epochs": epochs, "lr": lr, "width": width, "rounds": rounds,
+              "activation": activation,
               **({"unroll": unroll} if loss == "pcg" else {}),
               "seed": seed, "n_train": len(examples), "n_val": len(validation or []),
               "train_sizes": sorted({int(A.shape[0]) for A in matrices}), "loss_curve": [], "validation": []}
@@ -244,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--width", type=int, default=8, help="hidden width (8 keeps inference cheap)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--activation", default="silu", choices=list(ACTIVATIONS),
+                        help="hardswish: SiLU's shape, a cheaper native forward pass")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--device", default="cpu")
@@ -261,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     train_set, val_set = matrices(args.n_train, 0), matrices(args.n_val, 500_000)
     pc = train(train_set, validation=val_set, family=args.family, loss=args.loss, epochs=args.epochs, lr=args.lr,
-               width=args.width, rounds=args.rounds, seed=args.seed, device=args.device, show_progress=True,
+               width=args.width, rounds=args.rounds, activation=args.activation, seed=args.seed, device=args.device, show_progress=True,
                unroll=args.unroll)
     record = pc.metadata["training"]
     record.update(command="krylearn train learned-ic " + " ".join(sys.argv[2:] if argv is None else argv),

@@ -19,10 +19,10 @@ def random_spd(n: int, seed: int, density: float = 0.2) -> sp.csr_array:
     return sp.csr_array(B @ B.T + sp.diags_array(rng.uniform(0.1, 2.0, n)))
 
 
-def random_model(width: int, rounds: int, seed: int, scale: float = 0.5) -> LearnedIC:
+def random_model(width: int, rounds: int, seed: int, scale: float = 0.5, activation: str = "silu") -> LearnedIC:
     """Random weights everywhere, decoders included (so the output is not IC(0))."""
     torch.manual_seed(seed)
-    model = ICGNN(width=width, rounds=rounds)
+    model = ICGNN(width=width, rounds=rounds, activation=activation)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(scale * torch.randn_like(p))
@@ -31,7 +31,8 @@ def random_model(width: int, rounds: int, seed: int, scale: float = 0.5) -> Lear
 
 def forward(pc: LearnedIC, inputs, **kw):
     return _kernels.ic_gnn_forward(inputs.lower_ptr, inputs.cols, inputs.a_off, inputs.l0_off, inputs.node_features,
-                                   pc.model.native_parameters(), pc.model.width, pc.model.rounds, **kw)
+                                   pc.model.native_parameters(), pc.model.width, pc.model.rounds,
+                                   activation=pc.model.activation, **kw)
 
 
 def assert_matches_torch(pc: LearnedIC, A) -> None:
@@ -52,9 +53,23 @@ def test_shipped_models_match_torch(name):
 
 @pytest.mark.parametrize("width,rounds", [(8, 3), (16, 2), (5, 1), (2, 4)])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_random_weights_and_matrices_match_torch(width, rounds, seed):
-    pc = random_model(width, rounds, seed)
+@pytest.mark.parametrize("activation", ["silu", "hardswish"])
+def test_random_weights_and_matrices_match_torch(width, rounds, seed, activation):
+    pc = random_model(width, rounds, seed, scale=2.0 if activation == "hardswish" else 0.5, activation=activation)
     assert_matches_torch(pc, random_spd(97, seed=seed, density=0.08))
+
+
+def test_hardswish_network_differs_from_silu_and_keeps_nan():
+    """The activation reaches the native pass (same weights, another factor), and a NaN weight gives
+    NaN output under hard swish's clamps too (max/min return NaN), which the fallback relies on."""
+    inputs, _, _ = factor_inputs(random_spd(97, seed=2, density=0.08))
+    silu, hswish = random_model(8, 2, seed=2), random_model(8, 2, seed=2, activation="hardswish")
+    assert not np.allclose(forward(silu, inputs)[0], forward(hswish, inputs)[0])
+    with torch.no_grad():
+        hswish.model.edge_encoder[0].bias.fill_(float("nan"))
+    for lanes in sorted({4, _kernels.ic_gnn_max_lanes()}):
+        off, diag = forward(hswish, inputs, lanes=lanes)
+        assert np.isnan(off).all() and np.isnan(diag).all()
 
 
 def test_one_node_and_isolated_nodes():
@@ -78,11 +93,12 @@ def test_int32_and_int64_indices_and_thread_counts_agree_bitwise():
 
 @pytest.mark.parametrize("width", [8, 16, 6])
 @pytest.mark.parametrize("lanes", [8, 16])
-def test_vector_widths_agree(width, lanes):
+@pytest.mark.parametrize("activation", ["silu", "hardswish"])
+def test_vector_widths_agree(width, lanes, activation):
     """lanes=4 (SSE), 8 (AVX2) and 16 (AVX-512), where the CPU has them, run the same per-lane
     operations, AVX2/AVX-512 with fused multiply-adds: equal to float32 rounding, for widths that
     fill whole transpose blocks (8, 16) and scalar ones (6); each is deterministic."""
-    pc = random_model(width, 2, seed=7)
+    pc = random_model(width, 2, seed=7, activation=activation)
     inputs, _, _ = factor_inputs(random_spd(257, seed=7, density=0.03))  # odd counts: partial tiles too
     reference = forward(pc, inputs, lanes=4)
     for got, want in zip(forward(pc, inputs, lanes=4), reference):
@@ -163,6 +179,13 @@ def test_bad_input_raises_value_error(case):
 def test_wrong_types_raise_type_error(key, value):
     with pytest.raises(TypeError):
         _kernels.ic_gnn_forward(**with_change(key, value))
+
+
+def test_bad_activation():
+    with pytest.raises(ValueError, match="activation must be 'silu' or 'hardswish'"):
+        _kernels.ic_gnn_forward(**valid_arguments(), activation="relu")
+    with pytest.raises(ValueError, match="activation must be one of"):
+        ICGNN(activation="relu")
 
 
 def test_bad_thread_count():

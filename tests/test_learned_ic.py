@@ -27,10 +27,10 @@ def random_spd(n: int, seed: int, density: float = 0.2) -> sp.csr_array:
     return sp.csr_array(B @ B.T + sp.diags_array(rng.uniform(0.1, 2.0, n)))
 
 
-def perturbed_model(seed: int = 0, scale: float = 0.5) -> LearnedIC:
+def perturbed_model(seed: int = 0, scale: float = 0.5, activation: str = "silu") -> LearnedIC:
     """A network whose decoders are not zero (so it does not just return IC(0))."""
     torch.manual_seed(seed)
-    model = ICGNN(width=8, rounds=2)
+    model = ICGNN(width=8, rounds=2, activation=activation)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(scale * torch.randn_like(p))
@@ -160,10 +160,12 @@ def test_condition_loss_is_the_log_condition_number_and_rejects_large_n():
         condition_loss(big, big.l0_off, big.l0_diag)
 
 
-def test_save_load_round_trip_is_bit_exact(tmp_path):
-    pc = perturbed_model(2)
+@pytest.mark.parametrize("activation", ["silu", "hardswish"])
+def test_save_load_round_trip_is_bit_exact(tmp_path, activation):
+    pc = perturbed_model(2, activation=activation)
     path = pc.save(tmp_path / "m.pt")
     back = LearnedIC.load(path)
+    assert back.model.activation == activation
     for (k, v), (k2, v2) in zip(pc.model.state_dict().items(), back.model.state_dict().items()):
         assert k == k2 and torch.equal(v, v2)
     A = make_matrix("diffusion3d", 216, seed=0)
@@ -198,6 +200,14 @@ def test_tampered_truncated_and_foreign_model_files(tmp_path):
     torch.save(payload, tmp_path / "layout.pt")
     with pytest.raises(ModelFileError, match="feature layout"):
         LearnedIC.load(tmp_path / "layout.pt")
+    # an activation this krylearn does not know (checksum recomputed): rejected
+    meta = json.loads(payload["metadata"])
+    meta.update(feature_layout=pc.metadata["feature_layout"], activation="relu")
+    payload["metadata"] = json.dumps(meta)
+    payload["sha256"] = _checksum(payload["metadata"], payload["state_dict"])
+    torch.save(payload, tmp_path / "activation.pt")
+    with pytest.raises(ModelFileError, match="activation"):
+        LearnedIC.load(tmp_path / "activation.pt")
     # a pickle that would run code is refused by weights_only loading
     import pickle
 
