@@ -70,8 +70,15 @@ def best_of(A, b, pcs: dict, rounds: int) -> dict[str, dict]:
     return best
 
 
+def right_hand_side(seed: int, n: int) -> np.ndarray:
+    """b ~ N(0, I) of a case, from its matrix seed and n alone: a run of some families reproduces
+    the full suite's rows for them."""
+    return np.random.default_rng([seed, n]).standard_normal(n)
+
+
 def _cases(args):
-    """(model, problem, scope, make) for every benchmark case, in a fixed order."""
+    """(model, problem, scope, make, seed) for every benchmark case, in a fixed order; ``seed`` is the
+    matrix's (the real matrices: TEST_SEED) and, with n, seeds the case's right-hand side."""
     from krylearn.bench.spd_families import FAMILIES, make_matrix
 
     scales = (1,) if args.quick else (1, 4, 16)
@@ -81,17 +88,17 @@ def _cases(args):
         for scale in scales:
             for r in range(repeats):
                 yield family, family, "train size" if scale == 1 else f"{scale}x n", \
-                    lambda f=family, n=spec.train_n * scale, r=r: make_matrix(f, n, TEST_SEED + r)
+                    lambda f=family, n=spec.train_n * scale, r=r: make_matrix(f, n, TEST_SEED + r), TEST_SEED + r
         for holdout in spec.holdouts:
             for scale in (1,) if args.quick else (1, 4):
                 yield family, holdout, "hold-out" if scale == 1 else f"hold-out {scale}x n", \
-                    lambda f=holdout, n=FAMILIES[holdout].train_n * scale: make_matrix(f, n, TEST_SEED)
+                    lambda f=holdout, n=FAMILIES[holdout].train_n * scale: make_matrix(f, n, TEST_SEED), TEST_SEED
     if args.real:
         from krylearn.bench.problems import load_suitesparse, suitesparse_manifest
 
         for row in suitesparse_manifest():
             if row["kind"] == "spd" and (not args.quick or int(row["n"]) <= 5000):
-                yield "general", row["name"], "real", lambda name=row["name"]: load_suitesparse(name)
+                yield "general", row["name"], "real", lambda name=row["name"]: load_suitesparse(name), TEST_SEED
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,13 +119,12 @@ def main(argv: list[str] | None = None) -> int:
 
     models: dict[str, LearnedIC] = {}
     rows = []
-    rng = np.random.default_rng(0)
-    for model, problem, scope, make in progress(list(_cases(args)), "learned IC benchmark"):
+    for model, problem, scope, make, seed in progress(list(_cases(args)), "learned IC benchmark"):
         if model not in models:
             models[model] = LearnedIC.from_pretrained(model)
             models[model].threads = args.threads
         A = make()
-        b = rng.standard_normal(A.shape[0])
+        b = right_hand_side(seed, A.shape[0])
         base = {"model": model, "problem": problem, "scope": scope, "n": A.shape[0], "nnz": A.nnz}
         pcs = {name: _baseline(name) for name in BASELINES}
         pcs["learned"] = models[model]

@@ -112,28 +112,36 @@ class CholeskyFactor(Preconditioner):
 class AMG(Preconditioner):
     """One V-cycle of PyAMG's smoothed aggregation (``kind="sa"``) or classical
     Ruge-Stuben (``kind="rs"``) hierarchy. Extra keyword arguments go to the
-    PyAMG solver constructor. Needs the ``amg`` extra."""
+    PyAMG solver constructor. Needs the ``amg`` extra. PyAMG draws random start
+    vectors (spectral-radius estimates) from NumPy's global generator; the setup
+    seeds it with ``seed`` and restores the caller's state afterwards, so the
+    hierarchy is reproducible and the caller's random stream is left alone."""
 
     name = "amg"
 
-    def __init__(self, kind: str = "sa", cycle: str = "V", **options) -> None:
+    def __init__(self, kind: str = "sa", cycle: str = "V", seed: int = 0, **options) -> None:
         super().__init__()
         if kind not in ("sa", "rs"):
             raise ValueError(f"AMG kind must be 'sa' or 'rs', got {kind!r}")
-        self.kind, self.cycle, self.options = kind, cycle, options
+        self.kind, self.cycle, self.seed, self.options = kind, cycle, int(seed), options
         self.name = "amg" if kind == "sa" else "amg-rs"
         self.hierarchy = None
 
     def _build(self, csr: sp.csr_array) -> None:
         pyamg = require("pyamg", "amg")
         A64 = sp.csr_matrix(csr, dtype=np.float64)
-        if self.kind == "sa":
-            options = dict(self.options)
-            if "symmetry" not in options and not is_symmetric(csr):
-                options["symmetry"] = "nonsymmetric"
-            self.hierarchy = pyamg.smoothed_aggregation_solver(A64, **options)
-        else:
-            self.hierarchy = pyamg.ruge_stuben_solver(A64, **self.options)
+        caller_state = np.random.get_state()
+        np.random.seed(self.seed)
+        try:
+            if self.kind == "sa":
+                options = dict(self.options)
+                if "symmetry" not in options and not is_symmetric(csr):
+                    options["symmetry"] = "nonsymmetric"
+                self.hierarchy = pyamg.smoothed_aggregation_solver(A64, **options)
+            else:
+                self.hierarchy = pyamg.ruge_stuben_solver(A64, **self.options)
+        finally:
+            np.random.set_state(caller_state)
         self._op = self.hierarchy.aspreconditioner(cycle=self.cycle)
 
     def _apply(self, r: np.ndarray, out: np.ndarray) -> None:

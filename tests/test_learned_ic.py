@@ -448,6 +448,12 @@ def test_benchmark_suite_quick(tmp_path):
     rows = json.loads((tmp_path / "learned" / "learned_ic.json").read_text())["rows"]
     assert {r["pc"] for r in rows} == {"none", "jacobi", "ssor", "ic0", "amg", "learned"}
     assert all(r["true_relres"] <= 1e-7 for r in rows if r["pc"] == "learned")
+    # a case's right-hand side depends on the case alone: one family run alone gives the same iterations
+    rc = bench_main(["--quick", "--families", "synthetic", "--no-real", "--timings", "1", "--results", str(tmp_path / "one")])
+    alone = json.loads((tmp_path / "one" / "learned" / "learned_ic.json").read_text())["rows"]
+    iterations = lambda rs: {(r["problem"], r["scope"], r["pc"]): r["iterations"] for r in rs  # noqa: E731
+                             if r["model"] == "synthetic"}
+    assert rc == 0 and iterations(alone) == iterations(rows)
 
 
 def test_benchmark_best_of_interleaves_rounds_and_keeps_fastest(monkeypatch):
