@@ -110,9 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the network (default 1)")
     parser.add_argument("--families", nargs="+", default=list(TRAINING_FAMILIES), choices=TRAINING_FAMILIES)
     parser.add_argument("--repeats", type=int, default=2, help="test matrices per family and size")
-    parser.add_argument("--timings", type=int, default=3,
+    parser.add_argument("--timings", type=int, default=5,
                         help=f"rounds per matrix: each solve under {BEST_OF_LIMIT_S:g} s is timed this many times, in "
-                             "interleaved rounds over the preconditioners, and its fastest run kept (default 3)")
+                             "interleaved rounds over the preconditioners, and its fastest run kept (default 5)")
     parser.add_argument("--no-real", dest="real", action="store_false", help="skip the SuiteSparse matrices")
     parser.add_argument("--results", default=None, help="results root (default $KRYLEARN_RESULTS or ./results)")
     args = parser.parse_args(argv)

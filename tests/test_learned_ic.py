@@ -443,7 +443,7 @@ def test_training_command_writes_weights_and_record(tmp_path, capsys):
 def test_benchmark_suite_quick(tmp_path):
     from krylearn.bench.suite_learned import main as bench_main
 
-    rc = bench_main(["--quick", "--families", "diffusion2d", "synthetic", "--results", str(tmp_path)])
+    rc = bench_main(["--quick", "--families", "diffusion2d", "synthetic", "--timings", "2", "--results", str(tmp_path)])
     assert rc == 0
     rows = json.loads((tmp_path / "learned" / "learned_ic.json").read_text())["rows"]
     assert {r["pc"] for r in rows} == {"none", "jacobi", "ssor", "ic0", "amg", "learned"}
