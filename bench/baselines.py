@@ -263,10 +263,11 @@ def pyamg_runners(spd: bool) -> list[Runner]:
         pyamg = require("pyamg", "amg")
     except MissingExtraError:
         return []
+    from krylearn.preconditioners.classical import seeded_global_random
 
-    def setup(A):  # PyAMG draws its spectral-radius start vectors from np.random: seeded, reproducible runs
-        np.random.seed(0)
-        return pyamg.smoothed_aggregation_solver(sp.csr_matrix(A))
+    def setup(A):  # reproducible hierarchies, as krylearn's own AMG
+        with seeded_global_random(0):
+            return pyamg.smoothed_aggregation_solver(sp.csr_matrix(A))
 
     return [Runner("pyamg", "cg", "sa-amg", setup, _pyamg_solve, True)]
 

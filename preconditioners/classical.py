@@ -2,6 +2,9 @@
 a given Cholesky factor) and algebraic multigrid through PyAMG."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -109,13 +112,25 @@ class CholeskyFactor(Preconditioner):
         self.native = _kernels.ic_preconditioner(self._L_kernel)
 
 
+@contextmanager
+def seeded_global_random(seed: int) -> Iterator[None]:
+    """NumPy's global generator seeded with ``seed`` inside the block and the caller's state restored
+    after it: PyAMG draws the start vectors of its spectral-radius estimates from that generator, so
+    a hierarchy built inside is reproducible and the caller's random stream is left alone."""
+    caller_state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(caller_state)
+
+
 class AMG(Preconditioner):
     """One V-cycle of PyAMG's smoothed aggregation (``kind="sa"``) or classical
     Ruge-Stuben (``kind="rs"``) hierarchy. Extra keyword arguments go to the
     PyAMG solver constructor. Needs the ``amg`` extra. PyAMG draws random start
     vectors (spectral-radius estimates) from NumPy's global generator; the setup
-    seeds it with ``seed`` and restores the caller's state afterwards, so the
-    hierarchy is reproducible and the caller's random stream is left alone."""
+    runs under :func:`seeded_global_random` with ``seed``."""
 
     name = "amg"
 
@@ -130,9 +145,7 @@ class AMG(Preconditioner):
     def _build(self, csr: sp.csr_array) -> None:
         pyamg = require("pyamg", "amg")
         A64 = sp.csr_matrix(csr, dtype=np.float64)
-        caller_state = np.random.get_state()
-        np.random.seed(self.seed)
-        try:
+        with seeded_global_random(self.seed):
             if self.kind == "sa":
                 options = dict(self.options)
                 if "symmetry" not in options and not is_symmetric(csr):
@@ -140,8 +153,6 @@ class AMG(Preconditioner):
                 self.hierarchy = pyamg.smoothed_aggregation_solver(A64, **options)
             else:
                 self.hierarchy = pyamg.ruge_stuben_solver(A64, **self.options)
-        finally:
-            np.random.set_state(caller_state)
         self._op = self.hierarchy.aspreconditioner(cycle=self.cycle)
 
     def _apply(self, r: np.ndarray, out: np.ndarray) -> None:

@@ -264,8 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     train_set, val_set = matrices(args.n_train, 0), matrices(args.n_val, 500_000)
     pc = train(train_set, validation=val_set, family=args.family, loss=args.loss, epochs=args.epochs, lr=args.lr,
-               width=args.width, rounds=args.rounds, activation=args.activation, seed=args.seed, device=args.device, show_progress=True,
-               unroll=args.unroll)
+               width=args.width, rounds=args.rounds, activation=args.activation, seed=args.seed, device=args.device,
+               show_progress=True, unroll=args.unroll)
     record = pc.metadata["training"]
     record.update(command="krylearn train learned-ic " + " ".join(sys.argv[2:] if argv is None else argv),
                   wall_seconds=time.perf_counter() - start, torch=torch.__version__, python=platform.python_version(),
