@@ -31,17 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from scipy.linalg import lapack
+from krylearn import _kernels
 
-from .base import ContextRange, Learner, inverse_gap_weights, state_array
-
-
-def chebyshev_features(z: float, degree: int) -> np.ndarray:
-    """(T_0(z), ..., T_degree(z)) for z in [-1, 1] (three-term recurrence)."""
-    phi = [1.0, z][: degree + 1]
-    for _ in range(2, degree + 1):
-        phi.append(2.0 * z * phi[-1] - phi[-2])
-    return np.array(phi)
+from .base import ContextRange, Learner, state_array
 
 
 def _check_settings(ridge: float, smoothness: float, optimism: float, exploration: float) -> None:
@@ -84,29 +76,33 @@ class ChebCB(Learner):
     def _set_penalty(self, ridge: float, smoothness: float) -> None:
         """P = diag(ridge + smoothness k^4); resets every arm's fit to the prior (theta 0, covariance P^-1)."""
         self.ridge, self.smoothness = float(ridge), float(smoothness)
-        self._penalty = np.diag(self.ridge + self.smoothness * np.arange(self.degree + 1.0) ** 4)
+        self._penalty = self.ridge + self.smoothness * np.arange(self.degree + 1.0) ** 4  # P's diagonal
         self._theta = np.zeros((self.n_arms, self.degree + 1))  # penalised solution per arm, refreshed on update
-        self._covariance = np.repeat(np.diag(1.0 / np.diag(self._penalty))[None], self.n_arms, axis=0)
-        self._rhs = np.hstack([np.zeros((self.degree + 1, 1)), np.eye(self.degree + 1)])  # [m_arm | I]
-        self._last_features: tuple = (None, None)  # (context, phi) of the last features() call; the range may be new
+        self._covariance = np.repeat(np.diag(1.0 / self._penalty)[None], self.n_arms, axis=0)
+        self._last_unit: tuple = (None, None)  # (context, z) of the last unit() call; the range may be new
+
+    def unit(self, context: float | None) -> float:
+        """The context clipped to the range (with a warning) and mapped to z in [-1, 1]; remembered for the
+        last context, so a tuner's select and update on one context warn once."""
+        if context is None or context != self._last_unit[0]:
+            self._last_unit = (context, self.range.unit(context))
+        return self._last_unit[1]
 
     def features(self, context: float | None) -> np.ndarray:
-        """phi(context), remembered for the last context (a tuner selects and updates on the same one)."""
-        if context is None or context != self._last_features[0]:
-            phi = chebyshev_features(self.range.unit(context), self.degree)
-            phi.setflags(write=False)  # shared with the callers
-            self._last_features = (context, phi)
-        return self._last_features[1]
+        """phi(context) = (T_0(z), ..., T_degree(z))."""
+        return _kernels.chebyshev_features(self.unit(context), self.degree)
 
     def _refit(self, arm: int) -> None:
-        """theta_arm = (P + G_arm)^{-1} m_arm and (P + G_arm)^{-1} itself by one Cholesky solve (LAPACK
-        dposv, no Python-side checks; the learner runs once per solve, so its own overhead counts against
-        the solves it saves)."""
-        precision = self.gram[arm] + self._penalty
-        self._rhs[:, 0] = self.moment[arm]
-        _, solution, info = lapack.dposv(precision, self._rhs)
-        if info != 0:  # not positive definite only through a corrupted state; lstsq still answers
-            solution = np.linalg.lstsq(precision, self._rhs, rcond=None)[0]
+        """theta_arm = (P + G_arm)^{-1} m_arm and (P + G_arm)^{-1} itself, natively (one Cholesky
+        factorisation; the learner runs once per solve, so its own overhead counts against the solves it
+        saves). P + G_arm fails to be positive definite only through a corrupted state; lstsq still answers."""
+        if not _kernels.chebcb_refit(self.gram, self.moment, self._penalty, self._theta, self._covariance, arm):
+            self._refit_lstsq(arm)
+
+    def _refit_lstsq(self, arm: int) -> None:
+        precision = self.gram[arm] + np.diag(self._penalty)
+        rhs = np.hstack([self.moment[arm][:, None], np.eye(self.degree + 1)])
+        solution = np.linalg.lstsq(precision, rhs, rcond=None)[0]
         self._theta[arm], self._covariance[arm] = solution[:, 0], solution[:, 1:]
 
     def predict(self, context: float | None) -> np.ndarray:
@@ -117,21 +113,18 @@ class ChebCB(Learner):
         return self.exploration * math.sqrt(self.n_arms * (self.t + 1))
 
     def probabilities(self, context: float | None = None) -> np.ndarray:
-        phi = self.features(context)
-        predicted = self._theta @ phi / self.scale
-        if self.optimism:
-            width = (self._covariance @ phi) @ phi
-            predicted -= self.optimism * np.sqrt(np.maximum(width, 0.0))
-        return inverse_gap_weights(predicted, self.gamma())
+        """Inverse-gap weights of the optimistic predictions (module doc), natively in one call."""
+        return _kernels.chebcb_probabilities(self._theta, self._covariance, self.unit(context), self.scale,
+                                             self.optimism, self.gamma())
 
     def greedy(self, context: float | None = None) -> int:
         return int(np.argmin(self.predict(context)))
 
     def _learn(self, arm: int, loss: float, context: float | None) -> None:
-        phi = self.features(context)
-        self.gram[arm] += phi[:, None] * phi
-        self.moment[arm] += loss * phi
-        self._refit(arm)
+        """gram_arm += phi phi^T, moment_arm += loss phi and the refit, natively in one call."""
+        if not _kernels.chebcb_learn(self.gram, self.moment, self._penalty, self._theta, self._covariance, arm,
+                                     self.unit(context), loss):
+            self._refit_lstsq(arm)
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -258,6 +258,86 @@ def test_chebcb_smoothness_prior_tames_a_sparse_high_degree_fit():
     assert median_worst_error(2e-5) < 0.5 * median_worst_error(0.0)
 
 
+def _chebcb_reference(learner: ChebCB, context: float) -> np.ndarray:
+    """ChebCB's distribution from its sufficient statistics in NumPy (the module doc's formulas)."""
+    z = learner.range.unit(context)
+    phi = np.polynomial.chebyshev.chebvander(np.array([z]), learner.degree)[0]
+    precision = learner.gram + np.diag(learner.ridge + learner.smoothness * np.arange(learner.degree + 1.0) ** 4)
+    theta = np.stack([np.linalg.solve(h, m) for h, m in zip(precision, learner.moment)])
+    width = np.array([phi @ np.linalg.solve(h, phi) for h in precision])
+    predicted = theta @ phi / learner.scale - learner.optimism * np.sqrt(width)
+    return inverse_gap_weights(predicted, learner.gamma())
+
+
+@pytest.mark.parametrize("n_arms, degree, optimism", [(20, 12, 0.02), (5, 5, 0.0), (3, 20, 0.1), (1, 0, 0.02)])
+def test_chebcb_native_arithmetic_matches_numpy(n_arms, degree, optimism):
+    """The native features, refits and distribution (_kernels.chebcb_*) against NumPy's Chebyshev
+    Vandermonde rows, dense solves and the Python inverse-gap weights, along a learning run."""
+    rng = np.random.default_rng(n_arms)
+    learner = ChebCB(n_arms, (0.0, 2.0), degree=degree, optimism=optimism, seed=0)
+    for t in range(300):
+        c = rng.uniform(0.0, 2.0)
+        if t % 30 == 0:
+            np.testing.assert_allclose(learner.probabilities(c), _chebcb_reference(learner, c), rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(learner.features(c),
+                                       np.polynomial.chebyshev.chebvander(np.array([c - 1.0]), degree)[0], rtol=1e-12)
+        arm = learner.select(c)
+        learner.update(arm, 10.0 + 5.0 * (c - 2.0 * arm / n_arms) ** 2 + rng.standard_normal(), c)
+    _valid(learner.probabilities(0.7), n_arms)
+
+
+def test_chebcb_kernels_validate_their_arguments():
+    from krylearn import _kernels
+
+    k, d = 3, 4
+    gram, moment, theta = np.zeros((k, d, d)), np.zeros((k, d)), np.zeros((k, d))
+    covariance, penalty = np.repeat(np.eye(d)[None], k, axis=0), np.ones(d)
+    args = lambda **kw: {**dict(gram=gram, moment=moment, penalty=penalty, theta=theta,  # noqa: E731
+                                covariance=covariance), **kw}
+    assert _kernels.chebcb_learn(**args(), arm=1, z=0.5, loss=2.0)
+    assert gram[1, 0, 0] == 1.0 and moment[1, 0] == 2.0 and not gram[0].any()
+    for bad, message in [
+        (dict(theta=np.zeros((k, d), np.float32)), "float64"),
+        (dict(theta=np.zeros((k, 22))), "coefficients"),
+        (dict(gram=np.zeros((k, d, d + 1))), "gram has shape"),
+        (dict(moment=np.zeros((k, 2 * d))[:, ::2]), "C-contiguous"),
+        (dict(penalty=np.zeros(d)), "penalty"),
+        (dict(moment=gram.reshape(k * d, d)[:k]), "share memory"),
+    ]:
+        with pytest.raises((TypeError, ValueError), match=message):
+            _kernels.chebcb_learn(**args(**bad), arm=0, z=0.0, loss=1.0)
+    frozen = theta.copy()
+    frozen.setflags(write=False)
+    with pytest.raises(ValueError, match="read-only"):
+        _kernels.chebcb_refit(**args(theta=frozen), arm=0)
+    for bad, message in [(dict(arm=3), "arm"), (dict(arm=-1), "arm"), (dict(z=1.5), "z must"),
+                         (dict(z=float("nan")), "z must"), (dict(loss=float("inf")), "loss")]:
+        with pytest.raises(ValueError, match=message):
+            _kernels.chebcb_learn(**args(), **{**dict(arm=0, z=0.0, loss=1.0), **bad})
+    indefinite = gram.copy()
+    indefinite[2] = -5.0 * np.eye(d)
+    before = theta[2].copy()
+    assert not _kernels.chebcb_refit(**args(gram=indefinite), arm=2)  # reported, nothing written
+    np.testing.assert_array_equal(theta[2], before)
+    with pytest.raises(ValueError, match="non-finite"):
+        _kernels.chebcb_probabilities(np.full((k, d), np.nan), covariance, 0.0, 1.0, 0.02, 10.0)
+    for bad in (dict(scale=0.0), dict(optimism=-1.0), dict(gamma=float("nan"))):
+        with pytest.raises(ValueError):
+            _kernels.chebcb_probabilities(theta, covariance,
+                                          **{**dict(z=0.0, scale=1.0, optimism=0.0, gamma=1.0), **bad})
+    with pytest.raises(ValueError, match="degree"):
+        _kernels.chebyshev_features(0.0, 21)
+
+
+def test_chebcb_falls_back_to_least_squares_on_an_indefinite_fit():
+    """A state whose regression matrix is not positive definite (only a corrupted or hand-made state can be)
+    still refits, by least squares, instead of failing."""
+    learner = ChebCB(2, (0.0, 1.0), degree=2, seed=0)
+    learner.gram[0] = -np.eye(3)
+    learner.update(0, 3.0, 0.5)
+    assert np.all(np.isfinite(learner._theta[0])) and np.all(np.isfinite(learner.probabilities(0.5)))
+
+
 def test_bad_input_is_rejected_clearly(tmp_path):
     with pytest.raises(ValueError, match="at least one arm"):
         TsallisINF(0)
