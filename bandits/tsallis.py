@@ -23,21 +23,15 @@ from typing import Any
 
 import numpy as np
 
+from krylearn import _kernels
+
 from .base import Learner, state_array
 
 
 def tsallis_weights(cumulative: np.ndarray, eta: float, tol: float = 1e-12, max_steps: int = 100) -> np.ndarray:
-    """The 1/2-Tsallis-INF distribution for cumulative losses ``cumulative`` and rate ``eta``."""
-    losses = np.asarray(cumulative, dtype=np.float64)
-    x = losses.min() - 2.0 / eta
-    for _ in range(max_steps):
-        w = 4.0 / (eta * (losses - x)) ** 2
-        excess = w.sum() - 1.0
-        if abs(excess) <= tol:
-            break
-        x -= excess / (eta * np.sum(w**1.5))  # f is increasing and convex: monotone from the right
-    w = 4.0 / (eta * (losses - x)) ** 2
-    return w / w.sum()
+    """The 1/2-Tsallis-INF distribution for cumulative losses ``cumulative`` and rate ``eta`` (module doc),
+    natively (``_kernels.tsallis_weights``: the learner runs once per solve)."""
+    return _kernels.tsallis_weights(np.ascontiguousarray(cumulative, dtype=np.float64), eta, tol, max_steps)
 
 
 class TsallisINF(Learner):

@@ -1,4 +1,4 @@
-// Bindings of ChebCB's per-solve arithmetic (chebcb.hpp). Every array is
+// Bindings of the bandit learners' per-solve arithmetic (chebcb.hpp, tsallis.hpp). Every array is
 // checked (dtype, shape, contiguity, writeability, no shared memory) and
 // every scalar range-checked before a kernel reads anything.
 #include <pybind11/numpy.h>
@@ -10,6 +10,7 @@
 
 #include "array_checks.hpp"
 #include "chebcb.hpp"
+#include "tsallis.hpp"
 
 namespace py = pybind11;
 using namespace krylearn;
@@ -130,9 +131,28 @@ bool chebcb_learn_py(py::array gram, py::array moment, py::array penalty, py::ar
     return refit(f, a);
 }
 
+py::array_t<double> tsallis_weights_py(py::array cumulative, double eta, double tol, long long max_steps) {
+    require_dtype<double>(cumulative, "cumulative");
+    require_1d_contiguous(cumulative, "cumulative");
+    const auto n = static_cast<std::size_t>(cumulative.shape(0));
+    if (n == 0) throw py::value_error("cumulative needs at least one arm");
+    const double* losses = static_cast<const double*>(cumulative.data());
+    require_finite(losses, n, "cumulative");
+    if (!(std::isfinite(eta) && eta > 0.0)) throw py::value_error("eta must be finite and positive");
+    if (!(std::isfinite(tol) && tol >= 0.0)) throw py::value_error("tol must be finite and >= 0");
+    if (max_steps < 1) throw py::value_error("max_steps must be >= 1");
+    py::array_t<double> w(static_cast<py::ssize_t>(n));
+    tsallis_weights(losses, n, eta, tol, static_cast<std::size_t>(max_steps), w.mutable_data());
+    return w;
+}
+
 }  // namespace
 
 void bind_bandits(py::module_& m) {
+    m.def("tsallis_weights", &tsallis_weights_py, py::arg("cumulative"), py::arg("eta"), py::arg("tol") = 1e-12,
+          py::arg("max_steps") = 100,
+          "The 1/2-Tsallis-INF distribution w_i = 4 / (eta (L_i - x))^2, sum 1, for cumulative losses L and rate "
+          "eta (Newton on x). ValueError on non-finite input.");
     m.def("chebyshev_features", &chebyshev_features_py, py::arg("z"), py::arg("degree"),
           "(T_0(z), ..., T_degree(z)) for z in [-1, 1].");
     m.def("chebcb_probabilities", &chebcb_probabilities_py, py::arg("theta"), py::arg("covariance"), py::arg("z"),

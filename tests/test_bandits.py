@@ -62,6 +62,30 @@ def test_tsallis_weights_solve_the_mirror_descent_step(cumulative, eta):
         assert inv[j] - inv[i] == pytest.approx(expected, rel=1e-6, abs=1e-8)
 
 
+def test_tsallis_weights_kernel_matches_numpy_newton_and_validates():
+    """The native distribution against the same Newton iteration in NumPy, and its argument checks."""
+    from krylearn import _kernels
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        losses, eta = rng.normal(0.0, 10.0 ** rng.uniform(-3, 6), rng.integers(1, 30)), 10.0 ** rng.uniform(-4, 1)
+        x = losses.min() - 2.0 / eta
+        for _ in range(100):
+            w = 4.0 / (eta * (losses - x)) ** 2
+            if abs(w.sum() - 1.0) <= 1e-12:
+                break
+            x -= (w.sum() - 1.0) / (eta * np.sum(w**1.5))
+        w = 4.0 / (eta * (losses - x)) ** 2
+        np.testing.assert_allclose(tsallis_weights(losses, eta), w / w.sum(), rtol=1e-12, atol=1e-15)
+    for bad, message in [((np.array([0.0, np.nan]), 1.0), "cumulative"), ((np.zeros(0), 1.0), "at least one"),
+                         ((np.zeros(3), 0.0), "eta"), ((np.zeros(3), float("inf")), "eta"),
+                         ((np.zeros(6)[::2], 1.0), "C-contiguous")]:
+        with pytest.raises(ValueError, match=message):
+            _kernels.tsallis_weights(*bad)
+    with pytest.raises(TypeError, match="float64"):
+        _kernels.tsallis_weights(np.zeros(3, np.float32), 1.0)
+
+
 @pytest.mark.parametrize("make", [lambda s: TsallisINF(5, seed=s), lambda s: Exp3(5, seed=s),
                                   lambda s: ThompsonSampling(5, seed=s)], ids=["tsallis", "exp3", "thompson"])
 def test_regret_is_sublinear_on_known_means(make):
