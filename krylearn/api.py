@@ -364,7 +364,8 @@ def solve(A, b, *, method="auto", M="auto", rtol=1e-8, atol=0.0, maxiter=None, x
     and M were both given and that attempt converged: A is then not
     classified).
     options: ``fallback`` (default True: if the requested configuration
-    fails, continue with the auto chain), ``direct`` (default True: SuperLU
+    fails, continue with the auto chain; when method and M were both given,
+    a RuntimeWarning names the failed request and what answered), ``direct`` (default True: SuperLU
     as the last resort), ``direct_max_n``, ``restart`` (GMRES), ``omega``
     (SOR/SSOR; "bandit" needs ``tuner``), ``tuner`` (an object with
     ``.solve(...)``, e.g. ``krylearn.bandits.OmegaTuner``), ``context``
@@ -500,6 +501,13 @@ def solve(A, b, *, method="auto", M="auto", rtol=1e-8, atol=0.0, maxiter=None, x
                "transformed": sorted(k for k, v in scalings.items() if v is not None)}
     if "shift" in final:
         details["shift"] = final["shift"]
+    requested = progress.attempts[0] if progress.attempts and method != "auto" and not auto_pc else None
+    if converged and requested is not None and final is not requested:
+        why = requested.get("error") or f"info={requested['info']} after {requested['iterations']} iterations"
+        warnings.warn(f"krylearn.solve: the requested {requested['method']}+{requested['preconditioner']} did not "
+                      f"solve the system ({why}); the answer comes from {final['method']}+{final['preconditioner']} "
+                      "(pass fallback=False to get the requested configuration's own result)", RuntimeWarning,
+                      stacklevel=2)
     if not converged:
         tried = ", ".join(f"{a['method']}+{a['preconditioner']}" for a in progress.attempts) or "nothing"
         hint = ""

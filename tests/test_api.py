@@ -285,10 +285,28 @@ def test_explicit_method_and_preconditioner_skip_classification(rng):
 def test_explicit_cg_on_indefinite_matrix_falls_back_to_minres(rng):
     A = sp.csr_array(poisson2d(15) - 5.0 * sp.eye_array(225))  # symmetric, indefinite, negative diagonal
     b = rng.standard_normal(225)
-    result = krylearn.solve(A, b, method="cg", M="none", rtol=1e-9)
+    with pytest.warns(RuntimeWarning, match=r"requested cg\+none did not solve the system \(info=-1"):
+        result = krylearn.solve(A, b, method="cg", M="none", rtol=1e-9)
     assert result.details["attempts"][0]["method"] == "cg" and result.details["attempts"][0]["info"] == -1
     assert result.converged and result.details["kind"] == "symmetric"
     assert true_relative_residual(A, result.x, b) <= 1e-9
+
+
+def test_a_requested_configuration_that_fails_is_named_in_a_warning(rng):
+    """method and M both given: a fallback answer says so (and which configuration gave it); fallback=False
+    returns the requested configuration's own result, and a request that succeeds does not warn."""
+    A = -sp.csr_array(poisson2d(10))  # symmetric negative definite: no IC(0), no learned IC
+    b = rng.standard_normal(100)
+    with pytest.warns(RuntimeWarning, match=r"requested cg\+ic0 did not solve the system \(preconditioner setup "
+                                            r"failed.*the answer comes from"):
+        result = krylearn.solve(A, b, method="cg", M="ic0")
+    assert result.converged and result.details["attempts"][0]["info"] == -4
+    with pytest.warns(RuntimeWarning, match="did not reach"):
+        alone = krylearn.solve(A, b, method="cg", M="ic0", fallback=False)
+    assert not alone.converged and len(alone.details["attempts"]) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert krylearn.solve(-A, b, method="cg", M="ic0").converged
 
 
 def test_nonsymmetric_chain_continues_after_bicgstab(rng):
