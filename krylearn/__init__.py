@@ -5,13 +5,13 @@
 replacements for ``scipy.sparse.linalg``; ``krylearn.preconditioners`` and
 ``krylearn.io`` for the pieces.
 """
-import os
+import os as _os
 
 # The native kernels run many short OpenMP regions per Krylov iteration; with the
 # default (spinning) wait policy an oversubscribed machine made them ~30x slower
 # (msc04515 CG+IC(0): 25.7 s vs 0.78 s passive, 2 cores under load). Must be set
 # before the kernels' OpenMP runtime loads; an explicit user setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+_os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 from ._extras import MissingExtraError  # noqa: E402
 from .api import solve  # noqa: E402
