@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from krylearn import _kernels
+
 
 class Learner:
     """Base class: arm count, seeded generator, loss scale and state handling.
@@ -190,25 +192,10 @@ class ContextRange:
 
 def inverse_gap_weights(predicted, gamma: float, available=None) -> np.ndarray:
     """SquareCB sampling (Foster & Rakhlin 2020): p_a = 1 / (K + gamma (yhat_a - yhat_best)) for
-    every arm but the best, which takes the remaining mass. ``available`` masks arms out.
-    Plain Python over the K arms, like ``sample``."""
-    values = predicted.tolist() if isinstance(predicted, np.ndarray) else [float(v) for v in predicted]
-    arms = range(len(values))
-    if available is not None:
-        mask = np.asarray(available, dtype=bool).tolist()
-        if len(mask) != len(values):
-            raise ValueError(f"available has {len(mask)} entries for {len(values)} arms")
-        if not any(mask):
-            raise ValueError("no arm is available")
-        arms = [a for a in arms if mask[a]]
-    best = min(arms, key=values.__getitem__)
-    low, count = values[best], len(arms)
-    p = [0.0] * len(values)
-    for a in arms:
-        p[a] = 1.0 / (count + gamma * (values[a] - low))
-    p[best] = 0.0
-    p[best] = 1.0 - math.fsum(p)  # >= 1/K: every other arm has p <= 1/K
-    return np.array(p)
+    every arm but the best, which takes the remaining mass. ``available`` masks arms out (K counts
+    the available ones). Native (``_kernels.inverse_gap_weights``, shared with ChebCB's distribution)."""
+    mask = None if available is None else np.ascontiguousarray(available, dtype=bool)
+    return _kernels.inverse_gap_weights(np.ascontiguousarray(predicted, dtype=np.float64), float(gamma), mask)
 
 
 def save_state(obj: Any, path: str | os.PathLike) -> None:

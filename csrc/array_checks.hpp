@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 
 #include "blas1.hpp"
@@ -76,6 +77,24 @@ T* vector_data(py::array& a, std::size_t n, const char* name, bool writeable) {
     if (static_cast<std::size_t>(a.shape(0)) != n)
         throw py::value_error(std::string(name) + " has length " + std::to_string(a.shape(0)) + ", expected " +
                               std::to_string(n));
+    if (writeable && !a.writeable()) throw py::value_error(std::string(name) + " is read-only; it must be writeable");
+    return static_cast<T*>(const_cast<void*>(a.data()));
+}
+
+// Checks a C-contiguous array of dtype T and exactly `shape` (writeable when asked) and returns its
+// data pointer. TypeError for a wrong dtype, ValueError for everything else.
+template <class T>
+T* array_data(py::array& a, std::initializer_list<std::size_t> shape, const char* name, bool writeable) {
+    require_dtype<T>(a, name);
+    bool same = static_cast<std::size_t>(a.ndim()) == shape.size();
+    std::string expected = "(";
+    py::ssize_t axis = 0;
+    for (std::size_t extent : shape) {
+        same = same && static_cast<std::size_t>(a.shape(axis)) == extent;
+        expected += std::to_string(extent) + (++axis < static_cast<py::ssize_t>(shape.size()) ? ", " : "");
+    }
+    if (!same) throw py::value_error(std::string(name) + " must have shape " + expected + "), got " + shape_str(a));
+    if (!(a.flags() & py::array::c_style)) throw py::value_error(std::string(name) + " must be C-contiguous");
     if (writeable && !a.writeable()) throw py::value_error(std::string(name) + " is read-only; it must be writeable");
     return static_cast<T*>(const_cast<void*>(a.data()));
 }

@@ -1,4 +1,4 @@
-// Bindings of the bandit learners' per-solve arithmetic (chebcb.hpp, tsallis.hpp). Every array is
+// Bindings of the bandit learners' per-solve arithmetic (chebcb.hpp, inverse_gap.hpp, tsallis.hpp). Every array is
 // checked (dtype, shape, contiguity, writeability, no shared memory) and
 // every scalar range-checked before a kernel reads anything.
 #include <pybind11/numpy.h>
@@ -10,6 +10,7 @@
 
 #include "array_checks.hpp"
 #include "chebcb.hpp"
+#include "inverse_gap.hpp"
 #include "tsallis.hpp"
 
 namespace py = pybind11;
@@ -18,22 +19,6 @@ using namespace krylearn;
 namespace {
 
 constexpr std::size_t kMaxCoefficients = 21;  // ChebCB's degree is at most 20
-
-// A C-contiguous float64 array of exactly `shape` (writeable when asked); its data pointer.
-double* array_data(py::array& a, const std::vector<std::size_t>& shape, const char* name, bool writeable) {
-    require_dtype<double>(a, name);
-    bool same = static_cast<std::size_t>(a.ndim()) == shape.size();
-    for (std::size_t i = 0; same && i < shape.size(); ++i) same = static_cast<std::size_t>(a.shape(i)) == shape[i];
-    if (!same) {
-        std::string expected = "(";
-        for (std::size_t i = 0; i < shape.size(); ++i)
-            expected += std::to_string(shape[i]) + (i + 1 < shape.size() ? ", " : "");
-        throw py::value_error(std::string(name) + " has shape " + shape_str(a) + ", expected " + expected + ")");
-    }
-    if (!(a.flags() & py::array::c_style)) throw py::value_error(std::string(name) + " must be C-contiguous");
-    if (writeable && !a.writeable()) throw py::value_error(std::string(name) + " is read-only; it must be writeable");
-    return static_cast<double*>(const_cast<void*>(a.data()));
-}
 
 // (n_arms, d) of a theta array, validated against the supported sizes.
 std::pair<std::size_t, std::size_t> fit_shape(const py::array& theta) {
@@ -71,8 +56,8 @@ py::array_t<double> chebyshev_features_py(double z, long long degree) {
 py::array_t<double> chebcb_probabilities_py(py::array theta, py::array covariance, double z, double scale,
                                             double optimism, double gamma) {
     const auto [n_arms, d] = fit_shape(theta);
-    const double* th = array_data(theta, {n_arms, d}, "theta", false);
-    const double* cov = array_data(covariance, {n_arms, d, d}, "covariance", false);
+    const double* th = array_data<double>(theta, {n_arms, d}, "theta", false);
+    const double* cov = array_data<double>(covariance, {n_arms, d, d}, "covariance", false);
     if (!(std::isfinite(scale) && scale > 0.0)) throw py::value_error("scale must be finite and positive");
     if (!(std::isfinite(optimism) && optimism >= 0.0)) throw py::value_error("optimism must be finite and >= 0");
     if (!(std::isfinite(gamma) && gamma >= 0.0)) throw py::value_error("gamma must be finite and >= 0");
@@ -93,10 +78,11 @@ struct FitArrays {
 
 FitArrays fit_arrays(py::array& gram, py::array& moment, py::array& penalty, py::array& theta, py::array& covariance) {
     const auto [n_arms, d] = fit_shape(theta);
-    FitArrays f{array_data(gram, {n_arms, d, d}, "gram", true), array_data(moment, {n_arms, d}, "moment", true),
-                array_data(theta, {n_arms, d}, "theta", true),
-                array_data(covariance, {n_arms, d, d}, "covariance", true),
-                array_data(penalty, {d}, "penalty", false), n_arms, d};
+    FitArrays f{array_data<double>(gram, {n_arms, d, d}, "gram", true),
+                array_data<double>(moment, {n_arms, d}, "moment", true),
+                array_data<double>(theta, {n_arms, d}, "theta", true),
+                array_data<double>(covariance, {n_arms, d, d}, "covariance", true),
+                array_data<double>(penalty, {d}, "penalty", false), n_arms, d};
     const py::array* arrays[] = {&gram, &moment, &penalty, &theta, &covariance};
     const char* names[] = {"gram", "moment", "penalty", "theta", "covariance"};
     for (int i = 0; i < 5; ++i)
@@ -146,9 +132,37 @@ py::array_t<double> tsallis_weights_py(py::array cumulative, double eta, double 
     return w;
 }
 
+py::array_t<double> inverse_gap_weights_py(py::array values, double gamma, py::object available_obj) {
+    require_dtype<double>(values, "values");
+    require_1d_contiguous(values, "values");
+    const auto n = static_cast<std::size_t>(values.shape(0));
+    if (n == 0) throw py::value_error("values needs at least one arm");
+    if (!(std::isfinite(gamma) && gamma >= 0.0)) throw py::value_error("gamma must be finite and >= 0");
+    const bool* available = nullptr;
+    if (!available_obj.is_none()) {
+        py::array mask = as_ndarray(available_obj, "available");
+        if (mask.dtype().kind() != 'b') throw py::type_error("available must have dtype bool, got " + dtype_str(mask));
+        require_1d_contiguous(mask, "available");
+        if (static_cast<std::size_t>(mask.shape(0)) != n)
+            throw py::value_error("available has " + std::to_string(mask.shape(0)) + " entries for " +
+                                  std::to_string(n) + " arms");
+        available = static_cast<const bool*>(mask.data());
+        bool any = false;
+        for (std::size_t a = 0; a < n && !any; ++a) any = available[a];
+        if (!any) throw py::value_error("no arm is available");
+    }
+    py::array_t<double> p(static_cast<py::ssize_t>(n));
+    inverse_gap_weights(static_cast<const double*>(values.data()), available, n, gamma, p.mutable_data());
+    return p;
+}
+
 }  // namespace
 
 void bind_bandits(py::module_& m) {
+    m.def("inverse_gap_weights", &inverse_gap_weights_py, py::arg("values"), py::arg("gamma"),
+          py::arg("available") = py::none(),
+          "SquareCB sampling over the available arms (bool mask, None = all): p_a = 1 / (count + gamma (v_a - "
+          "v_best)) for every arm but the first minimiser, which takes the remaining mass.");
     m.def("tsallis_weights", &tsallis_weights_py, py::arg("cumulative"), py::arg("eta"), py::arg("tol") = 1e-12,
           py::arg("max_steps") = 100,
           "The 1/2-Tsallis-INF distribution w_i = 4 / (eta (L_i - x))^2, sum 1, for cumulative losses L and rate "

@@ -53,13 +53,7 @@ py::tuple forward_typed(py::array& lower_ptr, py::array& cols, py::array& a_off,
     const I* ci = vector_data<I>(cols, E, "cols", false);
     const float* pa = vector_data<float>(a_off, E, "a_off", false);
     const float* pl = vector_data<float>(l0_off, E, "l0_off", false);
-    require_dtype<float>(node_features, "node_features");
-    if (node_features.ndim() != 2 || static_cast<std::size_t>(node_features.shape(0)) != n ||
-        static_cast<std::size_t>(node_features.shape(1)) != kGnnNodeFeatures)
-        throw py::value_error("node_features must have shape (" + std::to_string(n) + ", " +
-                              std::to_string(kGnnNodeFeatures) + "), got " + shape_str(node_features));
-    if (!(node_features.flags() & py::array::c_style)) throw py::value_error("node_features must be C-contiguous");
-    const auto* px = static_cast<const float*>(node_features.data());
+    const float* px = array_data<float>(node_features, {n, kGnnNodeFeatures}, "node_features", false);
     const float* pw = vector_data<float>(parameters, gnn_parameter_count(width, rounds), "parameters", false);
     require_strictly_lower_graph(lp, ci, n, E);
 

@@ -9,6 +9,8 @@
 #include <cmath>
 #include <cstddef>
 
+#include "inverse_gap.hpp"
+
 namespace krylearn {
 
 // phi[k] = T_k(z), k = 0..degree (three-term recurrence), z in [-1, 1].
@@ -18,16 +20,14 @@ inline void chebyshev_features(double z, std::size_t degree, double* phi) {
     for (std::size_t k = 2; k <= degree; ++k) phi[k] = 2.0 * z * phi[k - 1] - phi[k - 2];
 }
 
-// SquareCB over optimistic predictions, for n_arms fits of d coefficients:
-//   l_a = theta_a . phi / scale - optimism sqrt(max(phi^T C_a phi, 0)),
-//   p_a = 1 / (n_arms + gamma (l_a - min_b l_b)) for every arm but the first minimiser,
-//   which takes 1 - sum of the others (>= 1 / n_arms).
+// ChebCB's sampling distribution for n_arms fits of d coefficients: inverse-gap weights
+// (inverse_gap.hpp, gamma) of the optimistic predictions
+//   l_a = theta_a . phi / scale - optimism sqrt(max(phi^T C_a phi, 0)).
 // theta: n_arms x d, covariance: n_arms x d x d (row-major), phi: d, work: n_arms.
 // Returns false (p untouched) when a prediction is not finite.
 inline bool chebcb_probabilities(const double* theta, const double* covariance, std::size_t n_arms, std::size_t d,
                                  const double* phi, double scale, double optimism, double gamma, double* work,
                                  double* p) {
-    std::size_t best = 0;
     for (std::size_t a = 0; a < n_arms; ++a) {
         double predicted = 0.0;
         for (std::size_t i = 0; i < d; ++i) predicted += theta[a * d + i] * phi[i];
@@ -44,17 +44,8 @@ inline bool chebcb_probabilities(const double* theta, const double* covariance, 
         }
         if (!std::isfinite(predicted)) return false;
         work[a] = predicted;
-        if (predicted < work[best]) best = a;
     }
-    const double count = static_cast<double>(n_arms), low = work[best];
-    double others = 0.0, compensation = 0.0;  // Kahan sum of the other arms' mass
-    for (std::size_t a = 0; a < n_arms; ++a) {
-        p[a] = a == best ? 0.0 : 1.0 / (count + gamma * (work[a] - low));
-        const double y = p[a] - compensation, t = others + y;
-        compensation = (t - others) - y;
-        others = t;
-    }
-    p[best] = 1.0 - others;
+    inverse_gap_weights(work, nullptr, n_arms, gamma, p);
     return true;
 }
 

@@ -282,6 +282,39 @@ def test_chebcb_smoothness_prior_tames_a_sparse_high_degree_fit():
     assert median_worst_error(2e-5) < 0.5 * median_worst_error(0.0)
 
 
+def _inverse_gap_reference(values: np.ndarray, gamma: float, available=None) -> np.ndarray:
+    """SquareCB's weights in plain Python with an exact sum (the formula of ``inverse_gap_weights``)."""
+    arms = [a for a in range(len(values)) if available is None or available[a]]
+    best = min(arms, key=lambda a: values[a])
+    p = np.zeros(len(values))
+    for a in arms:
+        p[a] = 1.0 / (len(arms) + gamma * (values[a] - values[best]))
+    p[best] = 0.0
+    p[best] = 1.0 - math.fsum(p)
+    return p
+
+
+def test_native_inverse_gap_weights_match_the_formula():
+    rng = np.random.default_rng(3)
+    for i in range(500):
+        n = int(rng.integers(1, 40))
+        values, gamma = rng.normal(0.0, 10.0 ** rng.uniform(-3, 3), n), 10.0 ** rng.uniform(-2, 4)
+        mask = None if i % 2 else rng.random(n) < 0.7
+        if mask is not None:
+            mask[rng.integers(n)] = True
+        np.testing.assert_allclose(inverse_gap_weights(values, gamma, mask),
+                                   _inverse_gap_reference(values, gamma, mask), rtol=1e-14, atol=1e-15)
+    from krylearn import _kernels
+
+    for args, message in [((np.zeros(3), 1.0, np.ones(2, bool)), "2 entries for 3 arms"),
+                          ((np.zeros(3), 1.0, np.zeros(3, bool)), "no arm is available"),
+                          ((np.zeros(0), 1.0, None), "at least one arm"), ((np.zeros(3), -1.0, None), "gamma")]:
+        with pytest.raises(ValueError, match=message):
+            _kernels.inverse_gap_weights(*args)
+    with pytest.raises(TypeError, match="bool"):
+        _kernels.inverse_gap_weights(np.zeros(3), 1.0, np.ones(3))
+
+
 def _chebcb_reference(learner: ChebCB, context: float) -> np.ndarray:
     """ChebCB's distribution from its sufficient statistics in NumPy (the module doc's formulas)."""
     z = learner.range.unit(context)
@@ -290,13 +323,13 @@ def _chebcb_reference(learner: ChebCB, context: float) -> np.ndarray:
     theta = np.stack([np.linalg.solve(h, m) for h, m in zip(precision, learner.moment)])
     width = np.array([phi @ np.linalg.solve(h, phi) for h in precision])
     predicted = theta @ phi / learner.scale - learner.optimism * np.sqrt(width)
-    return inverse_gap_weights(predicted, learner.gamma())
+    return _inverse_gap_reference(predicted, learner.gamma())
 
 
 @pytest.mark.parametrize("n_arms, degree, optimism", [(20, 12, 0.02), (5, 5, 0.0), (3, 20, 0.1), (1, 0, 0.02)])
 def test_chebcb_native_arithmetic_matches_numpy(n_arms, degree, optimism):
     """The native features, refits and distribution (_kernels.chebcb_*) against NumPy's Chebyshev
-    Vandermonde rows, dense solves and the Python inverse-gap weights, along a learning run."""
+    Vandermonde rows, dense solves and the inverse-gap formula in plain Python, along a learning run."""
     rng = np.random.default_rng(n_arms)
     learner = ChebCB(n_arms, (0.0, 2.0), degree=degree, optimism=optimism, seed=0)
     for t in range(300):
@@ -323,7 +356,7 @@ def test_chebcb_kernels_validate_their_arguments():
     for bad, message in [
         (dict(theta=np.zeros((k, d), np.float32)), "float64"),
         (dict(theta=np.zeros((k, 22))), "coefficients"),
-        (dict(gram=np.zeros((k, d, d + 1))), "gram has shape"),
+        (dict(gram=np.zeros((k, d, d + 1))), "gram must have shape"),
         (dict(moment=np.zeros((k, 2 * d))[:, ::2]), "C-contiguous"),
         (dict(penalty=np.zeros(d)), "penalty"),
         (dict(moment=gram.reshape(k * d, d)[:k]), "share memory"),
